@@ -1,0 +1,526 @@
+"""The ``seqgan`` command line: parse, call the library, print.
+
+Every command takes a run directory (see ``seqgan.checkpoint``). User errors print one
+line ``error: ...`` and exit with status 2; Ctrl-C exits 130 with the run saved at its
+last completed epoch.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from seqgan.errors import UserError
+
+DEFAULT_MAIN_DATA = "music21:essen"
+DEFAULT_MAIN_RUN = "runs/folk"
+
+
+def friendly(fn):
+    """Turn UserError / KeyboardInterrupt / OS errors into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: the run is saved at its last completed epoch; "
+                       "run the same command again to resume", err=True)
+            sys.exit(130)
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            click.echo(f"error: {e.strerror or e}{where}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_kv(items: tuple[str, ...]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--data-option {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _positive(name: str, value, allow_zero: bool = False):
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise UserError(f"--{name} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
+    return value
+
+
+def _trainer(run, device, allow_import=False):
+    from seqgan.train import Trainer
+
+    return Trainer(run, device=device, log=lambda m: click.echo(m, err=True),
+                   allow_import=allow_import)
+
+
+# ---------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqgan", message="seqgan %(version)s")
+def main():
+    """Train sequence GANs (SeqGAN, ORGAN) on text and music.
+
+    Start with `seqgan run` (the whole pipeline on Essen folk songs), or
+    `seqgan pretrain --data oracle --out runs/mle` for SeqGAN's synthetic experiment.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+def pretrain_options(f):
+    opts = [
+        click.option("--preset", default=None, help="Named settings: seqgan-oracle, quick, text, "
+                     "folk, organ-music, ... [default: chosen from the data]"),
+        click.option("--epochs", type=int, default=None, help="MLE epochs (overrides the preset)."),
+        click.option("--seed", type=int, default=None, help="Random seed [default: 0]."),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+        click.option("--test", "test_file", default=None, help="Held-out file for NLL-test / BLEU references."),
+        click.option("--seq-len", type=int, default=None, help="Sequence length T [default: from preset/data]."),
+        click.option("--batch-size", type=int, default=None, help="Batch size [default: 64]."),
+        click.option("--lr", type=float, default=None, help="MLE learning rate [default: 0.01]."),
+        click.option("--eval-every", type=int, default=None, help="Evaluate every K epochs."),
+        click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
+                     help="Source option, e.g. tokenizer=treebank, lowercase=true, max_vocab=5000, "
+                          "max_tunes=500, transpose=none (repeatable)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size, lr, eval_every,
+                 data_options):
+    from seqgan.config import get_preset, override
+    from seqgan.datasets import resolve_spec
+    from seqgan.presets import preset_for_source
+
+    source, _ = resolve_spec(data)
+    cfg = get_preset(preset or preset_for_source(source))
+    _positive("epochs", epochs, allow_zero=True)
+    _positive("seq-len", seq_len)
+    _positive("batch-size", batch_size)
+    _positive("eval-every", eval_every)
+    if lr is not None and not lr > 0:
+        raise UserError(f"--lr must be > 0; got {lr}")
+    if test_file is not None and not Path(test_file).is_file():
+        raise UserError(f"--test {test_file!r}: no such file")
+    cfg.data = override(cfg.data, spec=data, test_spec=test_file, seq_len=seq_len)
+    cfg.data.options = {**cfg.data.options, **_parse_kv(data_options)}
+    cfg.train = override(cfg.train, mle_epochs=epochs, seed=seed, batch_size=batch_size,
+                         mle_lr=lr, eval_every=eval_every)
+    return cfg
+
+
+def create_or_open(out: str, data: str | None, **kw):
+    """Open RUN if it exists (checking it holds the same data), else load data and create it."""
+    from seqgan.checkpoint import Run, create_run
+    from seqgan.config import override
+    from seqgan.datasets import load_corpus
+
+    path = Path(out)
+    if path.exists():
+        run = Run(path)
+        if data is not None and data != run.config.data.spec:
+            raise UserError(f"{out} holds a run on data {run.config.data.spec!r}, not {data!r}; "
+                            f"choose another --out or omit --data to resume it")
+        changed = False
+        if kw.get("epochs") is not None and kw["epochs"] != run.config.train.mle_epochs:
+            run.config.train = override(run.config.train, mle_epochs=kw["epochs"])
+            changed = True
+        if changed:
+            run.save_config()
+        click.echo(f"resuming {out}", err=True)
+        return run
+    if data is None:
+        raise UserError("--data is required to create a new run (e.g. --data oracle)")
+    cfg = build_config(data, **kw)
+    corpus = load_corpus(data, cfg.data, cfg.data.seq_len or None, cfg.train.seed)
+    cfg.generator = override(cfg.generator, vocab_size=len(corpus.vocab), seq_len=corpus.seq_len,
+                             start_token=corpus.start_token)
+    cfg.data = override(cfg.data, seq_len=corpus.seq_len)
+    info = ", ".join(f"{k} {v}" for k, v in corpus.info.items())
+    click.echo(f"data: {len(corpus.train)} training sequences of length {corpus.seq_len}, "
+               f"vocabulary {len(corpus.vocab)}" + (f" ({info})" if info else ""), err=True)
+    return create_run(path, cfg, corpus)
+
+
+@main.command()
+@click.option("--data", default=None, help="Data spec: oracle, oracle:PATH.npz, music21:essen, "
+              "a MIDI/MusicXML folder, FILE.abc or FILE.txt (required for a new run).")
+@click.option("--out", required=True, help="Run directory (created, or resumed if it exists).")
+@pretrain_options
+@friendly
+def pretrain(data, out, preset, epochs, seed, device, test_file, seq_len, batch_size, lr,
+             eval_every, data_options):
+    """MLE pretraining of the generator (creates or resumes RUN)."""
+    run = create_or_open(out, data, preset=preset, epochs=epochs, seed=seed, test_file=test_file,
+                         seq_len=seq_len, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                         data_options=data_options)
+    trainer = _trainer(run, device)
+    trainer.pretrain_mle()
+    click.echo(f"pretrained {out}: {trainer.state['mle_epoch']} MLE epochs "
+               f"({trainer.state['seconds']:.1f} s)")
+
+
+# ---------------------------------------------------------------------------------------
+def apply_train_options(run, **kw) -> None:
+    from seqgan.config import override
+    from seqgan.rewards import validate_lambda
+    from seqgan.train import BASELINES
+
+    for name in ("epochs", "rollout_num", "g_steps", "d_steps", "k_epochs", "d_batch_size",
+                 "eval_every", "d_pretrain_steps"):
+        _positive(name.replace("_", "-"), kw.get(name), allow_zero=name in ("epochs", "d_steps",
+                                                                            "d_pretrain_steps"))
+    if kw.get("lambda_") is not None:
+        validate_lambda(kw["lambda_"])
+    if kw.get("update_rate") is not None and not 0.0 <= kw["update_rate"] <= 1.0:
+        raise UserError(f"--update-rate must be in [0, 1]; got {kw['update_rate']}")
+    if kw.get("baseline") is not None and kw["baseline"] not in BASELINES:
+        raise UserError(f"unknown --baseline {kw['baseline']!r}; choose one of: {', '.join(BASELINES)}")
+    tc = override(run.config.train, adv_epochs=kw.get("epochs"), rollout_num=kw.get("rollout_num"),
+                  update_rate=kw.get("update_rate"), lambda_=kw.get("lambda_"),
+                  objective=kw.get("objective"), g_steps=kw.get("g_steps"), d_steps=kw.get("d_steps"),
+                  k_epochs=kw.get("k_epochs"), baseline=kw.get("baseline"),
+                  adv_eval_every=kw.get("eval_every"), d_pretrain_steps=kw.get("d_pretrain_steps"),
+                  duplicate_penalty=kw.get("duplicate_penalty"),
+                  reward_baseline=kw.get("reward_baseline"))
+    if tc.lambda_ < 1 and tc.baseline == "seqgan":
+        from seqgan.objectives import get_objective
+
+        if not tc.objective:
+            raise UserError("λ < 1 needs an objective: pass --objective NAME")
+        get_objective(tc.objective, allow_import=kw.get("objective") == tc.objective)
+    run.config.train = tc
+    if kw.get("d_batch_size") is not None:
+        run.config.discriminator = override(run.config.discriminator, batch_size=kw["d_batch_size"])
+    run.save_config()
+
+
+def train_options(f):
+    opts = [
+        click.option("--epochs", type=int, default=None, help="Adversarial epochs in total [default: 200]."),
+        click.option("--rollout-num", type=int, default=None, help="Monte Carlo rollouts N [16]."),
+        click.option("--update-rate", type=float, default=None, help="Rollout policy delay ρ [0.8]; 0 = "
+                     "what SeqGAN's code actually did."),
+        click.option("--lambda", "lambda_", type=float, default=None,
+                     help="Reward weight λ in [0, 1]: 1 = SeqGAN, 0 = objective only [1.0]."),
+        click.option("--objective", default=None, help="ORGAN objective: tonality, melodicity, "
+                     "ratio_of_steps, a plug-in name or module:function."),
+        click.option("--g-steps", type=int, default=None, help="Generator steps per epoch [1]."),
+        click.option("--d-steps", type=int, default=None, help="Discriminator rounds per epoch [5]."),
+        click.option("--k-epochs", type=int, default=None, help="Epochs per discriminator round [3]."),
+        click.option("--d-pretrain-steps", type=int, default=None, help="Discriminator pretraining rounds [50]."),
+        click.option("--d-batch-size", type=int, default=None, help="Discriminator batch [64]; larger is "
+                     "faster but departs from SeqGAN."),
+        click.option("--baseline", default=None, help="seqgan (adversarial), mle, ss (scheduled "
+                     "sampling) or pg-bleu."),
+        click.option("--duplicate-penalty/--no-duplicate-penalty", default=None,
+                     help="ORGAN's penalty on repeated sequences in the objective."),
+        click.option("--reward-baseline/--no-reward-baseline", default=None,
+                     help="Subtract the batch-mean reward (variance reduction)."),
+        click.option("--eval-every", type=int, default=None, help="Evaluate every K adversarial epochs."),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@train_options
+@friendly
+def train(run_dir, device, **kw):
+    """Adversarial training of a pretrained RUN (resumes where it stopped)."""
+    from seqgan.checkpoint import Run
+
+    run = Run(run_dir)
+    apply_train_options(run, **kw)
+    trainer = _trainer(run, device, allow_import=kw.get("objective") is not None)
+    trainer.train_all()
+    last = run.read_metrics()[-1]["metrics"] if run.read_metrics() else {}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    click.echo(f"trained {run_dir}: {trainer.state['adv_epoch']} adversarial epochs "
+               f"({trainer.state['seconds']:.1f} s){': ' + shown if shown else ''}")
+
+
+# ---------------------------------------------------------------------------------------
+def load_generator(run, which: str, device):
+    from seqgan.checkpoint import load_tensors
+    from seqgan.generator import Generator
+    from seqgan.train import resolve_device
+
+    dev = resolve_device(device)
+    g = Generator(run.config.generator)
+    if which == "mle":
+        path = run.path / "generator-mle.safetensors"
+        if not path.is_file():
+            raise UserError(f"{run.path} has no MLE generator yet; run `seqgan pretrain --out {run.path}`")
+    else:
+        ck = run.load_checkpoint(warn=lambda m: click.echo(m, err=True))
+        if ck is None:
+            raise UserError(f"{run.path} has no trained generator yet; run `seqgan pretrain --out {run.path}`")
+        path = ck[1]["generator"]
+    try:
+        g.load_state_dict(load_tensors(path))
+    except RuntimeError as e:
+        raise UserError(f"{path}: does not fit this run's generator ({str(e)[:100]})") from None
+    return g.to(dev).eval()
+
+
+def draw_samples(run, n: int, temperature: float, seed: int, which: str, device):
+    import torch
+
+    if n <= 0:
+        raise UserError(f"-n must be > 0; got {n}")
+    if not temperature > 0:
+        raise UserError(f"--temperature must be > 0; got {temperature}")
+    g = load_generator(run, which, device)
+    rng = torch.Generator(device=g.device).manual_seed(seed)
+    return g.sample(n, temperature=temperature, generator=rng)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("-n", "n", type=int, default=10, show_default=True, help="Number of samples.")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default=None, help="Write the samples to FILE instead of printing them.")
+@click.option("--mle", is_flag=True, help="Sample the generator as MLE pretraining left it.")
+@click.option("--device", default=None)
+@friendly
+def sample(run_dir, n, temperature, seed, out, mle, device):
+    """Sample sequences from RUN's generator: decoded text, note names, or token ids."""
+    from seqgan.checkpoint import Run, atomic_write_bytes
+    from seqgan.datasets import format_samples
+
+    run = Run(run_dir)
+    lines = format_samples(run.vocab, draw_samples(run, n, temperature, seed,
+                                                   "mle" if mle else "latest", device).cpu())
+    text = "\n".join(lines) + "\n"
+    if out:
+        atomic_write_bytes(out, text.encode("utf-8"))
+        click.echo(f"wrote {len(lines)} samples to {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------------------
+def _find_run_for(path: Path):
+    from seqgan.checkpoint import Run
+
+    for parent in [path.parent, *path.parents]:
+        if (parent / "vocab.json").is_file() and (parent / "config.json").is_file():
+            return Run(parent)
+    raise UserError(f"{path}: cannot find the run it came from; pass --run RUN")
+
+
+@main.command("export-midi")
+@click.argument("source", metavar="RUN|SAMPLES_FILE")
+@click.option("--out", required=True, help="Folder for the .mid files and piano-roll PNG.")
+@click.option("-n", "n", type=int, default=16, show_default=True, help="Samples to draw from a RUN.")
+@click.option("--tempo", type=float, default=120.0, show_default=True, help="Beats per minute.")
+@click.option("--program", type=int, default=0, show_default=True, help="General MIDI program (0 = piano).")
+@click.option("--run", "run_dir", default=None, help="The run a SAMPLES_FILE came from (its vocabulary).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mle", is_flag=True, help="Export the MLE generator's samples.")
+@click.option("--device", default=None)
+@friendly
+def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
+    """Write one .mid per sample and a piano-roll PNG of them."""
+    import torch
+
+    from seqgan.checkpoint import Run
+
+    if not tempo > 0:
+        raise UserError(f"--tempo must be > 0; got {tempo}")
+    if not 0 <= program <= 127:
+        raise UserError(f"--program must be in 0..127; got {program}")
+    src = Path(source)
+    if src.is_dir():
+        run = Run(src)
+        tokens = draw_samples(run, n, 1.0, seed, "mle" if mle else "latest", device).cpu()
+    elif src.is_file():
+        run = Run(run_dir) if run_dir else _find_run_for(src)
+        rows = []
+        for i, line in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(run.vocab.encode(line.split()))
+                except KeyError as e:
+                    raise UserError(f"{src}:{i}: token {e.args[0]!r} is not in the run's vocabulary") from None
+        if not rows:
+            raise UserError(f"{src}: no samples in the file")
+        T = max(len(r) for r in rows)
+        pad = run.vocab.pad if run.vocab.pad is not None else 0
+        tokens = torch.tensor([r + [pad] * (T - len(r)) for r in rows])
+    else:
+        raise UserError(f"{source}: no such run or samples file")
+    if run.vocab.kind != "music":
+        raise UserError(f"{run.path} is a {run.vocab.kind} run; export-midi needs a music run")
+    from seqgan.datasets.midi import export_samples, piano_roll_png
+
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = export_samples(run.vocab, tokens, outdir, tempo=tempo, program=program)
+    png = outdir / "piano_roll.png"
+    piano_roll_png(run.vocab, tokens, png)
+    click.echo(f"wrote {len(paths)} MIDI files and {png} to {outdir}")
+
+
+# ---------------------------------------------------------------------------------------
+def evaluation_table(run, names, n, seed, which, device, references=None, compare=False,
+                     sample_size=None):
+    """Rows {label: metrics} for the generator(s) of RUN (and the data, with compare)."""
+    from seqgan.metrics import EvalContext, compute
+
+    data = run.data()
+    rows = {}
+    gens = [("MLE generator", "mle"), ("final generator", "latest")] if compare else [(which, which)]
+    if compare:
+        ref = data["train"]
+        if sample_size:
+            ref = ref[torch_randperm(len(ref), seed)[:sample_size]]
+        elif len(ref) > n:
+            ref = ref[torch_randperm(len(ref), seed)[:n]]
+        ctx = EvalContext(ref, run.vocab, None, run.oracle(), data["train"], data.get("test"), references)
+        rows["training data"] = compute([m for m in names if m not in ("nll-test", "nll-oracle")], ctx)
+    for label, w in gens:
+        g = load_generator(run, w, device)
+        samples = draw_samples(run, n, 1.0, seed, w, device).cpu()
+        if sample_size:
+            samples = samples[:sample_size]
+        oracle = run.oracle()
+        ctx = EvalContext(samples, run.vocab, g, oracle.to(g.device) if oracle is not None else None,
+                          data["train"], data.get("test"), references)
+        rows[label] = compute(names, ctx)
+    return rows
+
+
+def torch_randperm(n: int, seed: int):
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    cols = []
+    for r in rows.values():
+        cols += [c for c in r if c not in cols]
+    width = max([len(k) for k in rows] + [6])
+    head = " " * width + "  " + "  ".join(f"{c:>12}" for c in cols)
+    lines = [head]
+    for label, r in rows.items():
+        cells = [f"{r[c]:>12.4f}" if c in r else f"{'':>12}" for c in cols]
+        lines.append(f"{label:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--metrics", "metric_spec", default=None,
+              help="Comma-separated: nll-oracle, nll-test, bleu, self-bleu, distinct, music, or an "
+                   "objective [default: by data kind].")
+@click.option("-n", "n", type=int, default=None, help="Samples to draw [default: eval samples of the run].")
+@click.option("--sample-size", type=int, default=None, help="Score only the first K samples (to compare "
+              "with tools that score 200 or 500).")
+@click.option("--references", default=None, help="Reference file for BLEU (one sentence a line).")
+@click.option("--compare", is_flag=True, help="Rows for the training data, the MLE and the final generator.")
+@click.option("--mle", is_flag=True, help="Evaluate the MLE generator instead of the latest.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", default=None, help="Also write the results as JSON to FILE.")
+@click.option("--device", default=None)
+@friendly
+def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, seed, json_out, device):
+    """Measure RUN's generator: NLL-oracle, NLL-test, BLEU, self-BLEU, music metrics."""
+    from seqgan.checkpoint import Run, atomic_write_json
+    from seqgan.metrics import DEFAULT_METRICS, parse_metrics
+
+    run = Run(run_dir)
+    names = parse_metrics(metric_spec or DEFAULT_METRICS[run.vocab.kind])
+    n = n if n is not None else run.config.train.eval_samples
+    _positive("n", n)
+    _positive("sample-size", sample_size)
+    refs = None
+    if references:
+        from seqgan.datasets.text import read_sentences, tokenize
+
+        refs = [tokenize(s, run.vocab.meta) for s in read_sentences(references)]
+    rows = evaluation_table(run, names, n, seed, "mle" if mle else "latest", device, refs, compare,
+                            sample_size)
+    cfg = run.config
+    click.echo(f"run {run_dir}: data {cfg.data.spec}, preset {cfg.preset}, seed {cfg.train.seed}, "
+               f"seqgan {run.meta.get('versions', {}).get('seqgan')}, "
+               f"torch {run.meta.get('versions', {}).get('torch')}, {n} samples (sampling seed {seed})")
+    click.echo(format_table(rows))
+    if json_out:
+        atomic_write_json(json_out, {"run": str(run_dir), "rows": rows, "samples": n, "seed": seed,
+                                     "config": cfg.to_dict(), "versions": run.meta.get("versions")})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+@main.command("run")
+@click.option("--preset", default=None, help="folk (CPU, minutes; default), organ-music (GPU), "
+              "seqgan-oracle, text, quick.")
+@click.option("--data", default=None, help=f"Data spec [default: {DEFAULT_MAIN_DATA}].")
+@click.option("--out", default=None, help=f"Run directory [default: {DEFAULT_MAIN_RUN}].")
+@click.option("--objective", default=None, help="ORGAN objective for music [default: the preset's].")
+@click.option("--lambda", "lambda_", type=float, default=None, help="Reward weight λ.")
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None)
+@friendly
+def run_all(preset, data, out, objective, lambda_, seed, device):
+    """The whole pipeline: pretrain, adversarial training, samples, MIDI and a metrics table."""
+    from seqgan.checkpoint import Run, atomic_write_bytes
+    from seqgan.datasets import format_samples
+
+    data = data or DEFAULT_MAIN_DATA
+    out = out or DEFAULT_MAIN_RUN
+    if preset is None and data == DEFAULT_MAIN_DATA:
+        preset = "folk"
+    run = create_or_open(out, data if not Path(out).exists() else None, preset=preset, epochs=None,
+                         seed=seed, test_file=None, seq_len=None, batch_size=None, lr=None,
+                         eval_every=None, data_options=())
+    apply_train_options(run, objective=objective, lambda_=lambda_)
+    trainer = _trainer(run, device, allow_import=objective is not None)
+    trainer.train_all()
+    del trainer
+    run = Run(out)
+    samples = draw_samples(run, 16, 1.0, 0, "latest", device).cpu()
+    lines = format_samples(run.vocab, samples)
+    atomic_write_bytes(run.path / "samples" / "samples.txt", ("\n".join(lines) + "\n").encode())
+    if run.vocab.kind == "music":
+        from seqgan.datasets.midi import export_samples, piano_roll_png
+
+        paths = export_samples(run.vocab, samples, run.path / "samples")
+        piano_roll_png(run.vocab, samples, run.path / "samples" / "piano_roll.png")
+        click.echo(f"wrote {len(paths)} MIDI files and a piano roll to {run.path / 'samples'}")
+    else:
+        click.echo("\n".join(lines[:5]))
+    from seqgan.metrics import DEFAULT_METRICS, parse_metrics
+
+    names = parse_metrics(DEFAULT_METRICS[run.vocab.kind])
+    rows = evaluation_table(run, names, min(run.config.train.eval_samples, 1000), 0, "latest", device,
+                            compare=True)
+    click.echo(format_table(rows))
+    from seqgan.checkpoint import atomic_write_json
+
+    atomic_write_json(run.path / "results.json", rows)
+
+
+if __name__ == "__main__":
+    main()

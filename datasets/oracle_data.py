@@ -1,0 +1,33 @@
+"""SeqGAN's synthetic data: training and test sets sampled from an oracle LSTM.
+
+``oracle`` draws a random oracle (N(0, 1) parameters from the run's seed; options
+``vocab_size`` (5000) and ``oracle_dim`` (32)); ``oracle:PATH.npz`` loads published
+parameters. The training set has ``n_train`` sequences (SeqGAN: 10,000 of length 20) and
+a separate held-out set of ``n_test`` sequences gives NLL-test.
+"""
+from __future__ import annotations
+
+import torch
+
+from seqgan.datasets import Corpus
+from seqgan.datasets.vocab import Vocabulary
+from seqgan.errors import UserError
+from seqgan.oracle import Oracle
+
+
+def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
+    T = seq_len or cfg.seq_len or 20
+    if arg:
+        oracle = Oracle.from_npz(arg, seq_len=T)
+    else:
+        opts = cfg.options or {}
+        dim = int(opts.get("oracle_dim", 32))
+        oracle = Oracle.random(int(opts.get("vocab_size", 5000)), dim, dim, T, seed=seed + 1)
+    if cfg.n_train <= 0:
+        raise UserError("n_train must be positive")
+    g = torch.Generator().manual_seed(seed)
+    train = oracle.sample(cfg.n_train, generator=g)
+    test = oracle.sample(cfg.n_test, generator=g) if cfg.n_test > 0 else None
+    vocab = Vocabulary.plain_ids(oracle.vocab_size, start_token=0)
+    return Corpus(train=train, test=test, vocab=vocab, start_token=0, oracle=oracle,
+                  info={"source": "oracle", "published": bool(arg)})

@@ -1,0 +1,121 @@
+"""LSTM generator G_θ (SeqGAN, Yu et al. 2017, §4 "The Generative Model for Sequences").
+
+``forward`` is teacher-forced through the fused ``nn.LSTM``: for inputs
+``x = (s, y_1, …, y_{T-1})`` (``s`` the start token) it returns logits (B, T, V) of
+``G(y_t | y_<t)``. Sampling and the Monte Carlo rollout step the *same* weights one time
+step at a time through :meth:`step` (PyTorch's gate order i, f, g, o)::
+
+    z = E[x] W_ihᵀ + h W_hhᵀ + b      i, f, g, o = split(z)
+    c' = σ(f)·c + σ(i)·tanh(g)        h' = σ(o)·tanh(c')        logits = h' W_outᵀ + b_out
+
+Every parameter is initialised N(0, 0.1) as in SeqGAN (the recurrent bias ``b_hh`` at
+zero, so the summed LSTM bias is N(0, 0.1) too).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqgan.config import GeneratorConfig
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.lstm = nn.LSTM(cfg.emb_dim, cfg.hidden_dim, batch_first=True)
+        self.out = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.normal_(0.0, cfg.init_std)
+            self.lstm.bias_hh_l0.zero_()
+
+    @property
+    def device(self) -> torch.device:
+        return self.out.weight.device
+
+    # -- teacher forcing ---------------------------------------------------------------
+    def inputs_for(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Inputs x (B, T) for targets ``seqs`` (B, T): the start token, then y_1..y_{T-1}."""
+        start = torch.full_like(seqs[:, :1], self.cfg.start_token)
+        return torch.cat([start, seqs[:, :-1]], dim=1)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) of each target token given its prefix (teacher forcing)."""
+        h, _ = self.lstm(self.embedding(self.inputs_for(seqs)))  # (B, T, H)
+        return self.out(h)  # (B, T, V)
+
+    def log_probs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """log G(y_t | y_<t), (B, T)."""
+        logp = F.log_softmax(self.forward(seqs), dim=-1)  # (B, T, V)
+        return logp.gather(2, seqs.unsqueeze(2)).squeeze(2)
+
+    def nll(self, seqs: torch.Tensor, batch_size: int = 4096) -> float:
+        """Mean per-token NLL of ``seqs`` under G (NLL-test when ``seqs`` is held out)."""
+        total = 0.0
+        with torch.no_grad():
+            for s in range(0, seqs.shape[0], batch_size):
+                batch = seqs[s:s + batch_size].to(self.device)
+                total += float(-self.log_probs(batch).double().sum())
+        return total / max(seqs.numel(), 1)
+
+    # -- one step at a time ------------------------------------------------------------
+    def init_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.zeros(n, self.cfg.hidden_dim, device=self.device)
+        return z, z.clone()
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """One LSTM step from input tokens x (B,): returns (h, c, logits (B, V))."""
+        lstm = self.lstm
+        z = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, self.embedding(x), lstm.weight_ih_l0.t())
+        z = torch.addmm(z, h, lstm.weight_hh_l0.t())  # (B, 4H)
+        i, f, g, o = z.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c, self.out(h)
+
+    def prefix_states(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """States after consuming x_1..x_t for every t: (h, c), each (B, T, H).
+
+        ``h[:, t-1], c[:, t-1]`` is the state from which G draws y_{t+1} given the prefix
+        Y[:t] (its next input is y_t). One teacher-forced pass; the only loop is over time.
+        """
+        x = self.inputs_for(seqs)  # (B, T)
+        B, T = x.shape
+        h, c = self.init_state(B)
+        hs, cs = [], []
+        for t in range(T):
+            h, c, _ = self.step(x[:, t], h, c)
+            hs.append(h)
+            cs.append(c)
+        return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+               batch_size: int = 16_384) -> torch.Tensor:
+        """Draw ``n`` sequences (n, T) from G at ``temperature`` on the model's device."""
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        out = []
+        for s in range(0, n, batch_size):
+            m = min(batch_size, n - s)
+            h, c = self.init_state(m)
+            x = torch.full((m,), self.cfg.start_token, dtype=torch.long, device=self.device)
+            seq = torch.empty(m, self.cfg.seq_len, dtype=torch.long, device=self.device)
+            for t in range(self.cfg.seq_len):
+                h, c, logits = self.step(x, h, c)
+                x = sample_logits(logits, temperature, generator)
+                seq[:, t] = x
+            out.append(seq)
+        return torch.cat(out) if out else torch.empty(0, self.cfg.seq_len, dtype=torch.long)
+
+
+def sample_logits(logits: torch.Tensor, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature), (B, V) -> (B,)."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -1,0 +1,131 @@
+"""Evaluation metrics and their registry (what ``seqgan evaluate --metrics`` can name).
+
+- ``nll-oracle``: mean per-token NLL under the oracle of sequences sampled from G
+  (SeqGAN, Yu et al. 2017, Table 1; lower is better; MLE reaches 9.038).
+- ``nll-test``: G's mean per-token NLL of the held-out set (teacher forcing).
+- ``bleu``: BLEU-2..5 of samples against references (nltk's ``sentence_bleu``, uniform
+  weights, smoothing method1, each hypothesis against the whole reference set, averaged:
+  Texygen's convention), computed exactly by :mod:`seqgan.bleu`.
+- ``self-bleu``: BLEU-2..5 of each sample against all the other samples (Zhu et al. 2018).
+- ``distinct``: distinct-1..4 and percent unique samples.
+- ``music``: ORGAN's objectives, diversity, uniqueness, novelty, pitch-class entropy and
+  notes per bar (:mod:`seqgan.music_metrics`).
+- any objective name (``tonality``, ...): its mean over the samples.
+
+A metric function takes an :class:`EvalContext` and returns ``{column: value}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from seqgan.errors import UserError
+
+
+@dataclass
+class EvalContext:
+    samples: torch.Tensor  # (N, T) sequences being evaluated
+    vocab: Any
+    generator: Any = None  # scores nll-test; None for the training-data row
+    oracle: Any = None
+    train: torch.Tensor | None = None  # (M, T)
+    test: torch.Tensor | None = None
+    references: list[list[str]] | None = None  # token lists for BLEU
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def hypotheses(self) -> list[list[str]]:
+        if "hyps" not in self.cache:
+            self.cache["hyps"] = [self.vocab.decode(row) for row in self.samples.tolist()]
+        return self.cache["hyps"]
+
+
+def nll_oracle(ctx: EvalContext) -> dict[str, float]:
+    if ctx.oracle is None:
+        raise UserError("nll-oracle needs a run on oracle data (seqgan pretrain --data oracle)")
+    return {"nll-oracle": ctx.oracle.nll(ctx.samples.to(ctx.oracle.W.device))}
+
+
+def nll_test(ctx: EvalContext) -> dict[str, float]:
+    if ctx.test is None or not len(ctx.test):
+        raise UserError("nll-test needs held-out data (a run with a test set, or --test FILE)")
+    if ctx.generator is None:
+        return {"nll-test": float("nan")}
+    return {"nll-test": ctx.generator.nll(ctx.test)}
+
+
+def _refs(ctx: EvalContext) -> list[list[str]]:
+    if ctx.references is not None:
+        return ctx.references
+    if ctx.test is not None and len(ctx.test):
+        return [ctx.vocab.decode(r) for r in ctx.test.tolist()]
+    raise UserError("bleu needs references: pass --references FILE (or a run with a test set)")
+
+
+def bleu(ctx: EvalContext) -> dict[str, float]:
+    from seqgan.bleu import corpus_bleu_scores
+
+    return corpus_bleu_scores(ctx.hypotheses(), _refs(ctx), ns=(2, 3, 4, 5))
+
+
+def self_bleu(ctx: EvalContext) -> dict[str, float]:
+    from seqgan.bleu import self_bleu_scores
+
+    return self_bleu_scores(ctx.hypotheses(), ns=(2, 3, 4, 5))
+
+
+def distinct(ctx: EvalContext) -> dict[str, float]:
+    from seqgan.bleu import distinct_n, percent_unique
+
+    hyps = ctx.hypotheses()
+    out = {f"distinct-{n}": distinct_n(hyps, n) for n in (1, 2, 3, 4)}
+    out["unique-%"] = percent_unique(hyps)
+    return out
+
+
+def music(ctx: EvalContext) -> dict[str, float]:
+    from seqgan.music_metrics import music_metrics
+
+    return music_metrics(ctx.samples, ctx.vocab, ctx.train)
+
+
+METRICS: dict[str, Callable[[EvalContext], dict[str, float]]] = {
+    "nll-oracle": nll_oracle,
+    "nll-test": nll_test,
+    "bleu": bleu,
+    "self-bleu": self_bleu,
+    "distinct": distinct,
+    "music": music,
+}
+
+DEFAULT_METRICS = {"ids": "nll-oracle,nll-test", "text": "bleu,self-bleu,nll-test,distinct",
+                   "music": "music,nll-test"}
+
+
+def get_metric(name: str) -> Callable[[EvalContext], dict[str, float]]:
+    if name in METRICS:
+        return METRICS[name]
+    from seqgan.objectives import available_objectives, get_objective
+
+    if name in available_objectives():
+        fn = get_objective(name)
+        return lambda ctx: {name: float(fn(ctx.samples, ctx.vocab).float().mean())}
+    raise UserError(f"unknown metric {name!r}; choose from: {', '.join(sorted(METRICS))}, "
+                    f"or an objective ({', '.join(available_objectives())})")
+
+
+def parse_metrics(spec: str) -> list[str]:
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise UserError("--metrics is empty; name at least one metric")
+    for n in names:
+        get_metric(n)
+    return names
+
+
+def compute(names: list[str], ctx: EvalContext) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for n in names:
+        out.update(get_metric(n)(ctx))
+    return out

@@ -1,0 +1,63 @@
+"""Named settings beyond SeqGAN's own (``seqgan-oracle``, ``quick`` live in config.py).
+
+- ``text``: SeqGAN on a sentence corpus with the settings the text-GAN literature uses for
+  Image COCO (TextGAN-PyTorch / Texygen: E 32, H 32, batch 64, MLE 120 epochs, 200
+  adversarial epochs, 16 rollouts, D 5 x 3); T from the data.
+- ``folk``: the main job (``seqgan run``) on Essen folk songs, sized to finish in minutes
+  on 2 CPU cores: a subset of tunes, a smaller discriminator, a short schedule. Its ORGAN
+  objective is ``ratio_of_steps`` at λ = 0.5 with the duplicate penalty: folk melodies move
+  mostly by step, so rewarding steps pushes towards singable lines, while keeping half of
+  the reward on the discriminator keeps samples folk-like instead of collapsing onto
+  scales, and the penalty discourages the repeated sequences RL tends towards.
+- ``organ-music``: ORGAN's music schedule (MLE 240 epochs, D 50 x 3, 200 adversarial
+  epochs, 16 rollouts, batch 64, duplicate penalty on), for a GPU.
+"""
+from __future__ import annotations
+
+from seqgan.config import (DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig,
+                           TrainConfig, register_preset)
+
+
+@register_preset("text")
+def text() -> RunConfig:
+    return RunConfig(
+        preset="text",
+        data=DataConfig(spec="", n_train=0, n_test=0),
+        generator=GeneratorConfig(emb_dim=32, hidden_dim=32),
+        train=TrainConfig(mle_epochs=120, eval_every=10, eval_samples=2000, adv_epochs=200,
+                          adv_eval_every=10),
+    )
+
+
+@register_preset("folk")
+def folk() -> RunConfig:
+    return RunConfig(
+        preset="folk",
+        data=DataConfig(spec="music21:essen", seq_len=32, options={"max_tunes": 1200}),
+        generator=GeneratorConfig(emb_dim=32, hidden_dim=64, seq_len=32),
+        discriminator=DiscriminatorConfig(emb_dim=32, filter_sizes=(2, 3, 4, 6, 8, 12, 16),
+                                          num_filters=(32, 32, 32, 32, 32, 32, 32)),
+        train=TrainConfig(mle_epochs=25, eval_every=5, eval_samples=1000, d_pretrain_steps=3,
+                          d_pretrain_epochs=1, adv_epochs=15, d_steps=1, k_epochs=1,
+                          rollout_num=8, adv_eval_every=5, lambda_=0.5, objective="ratio_of_steps",
+                          duplicate_penalty=True),
+    )
+
+
+@register_preset("organ-music")
+def organ_music() -> RunConfig:
+    return RunConfig(
+        preset="organ-music",
+        data=DataConfig(spec="music21:essen", seq_len=32),
+        generator=GeneratorConfig(emb_dim=32, hidden_dim=32, seq_len=32),
+        train=TrainConfig(mle_epochs=240, eval_every=20, eval_samples=2000, adv_epochs=200,
+                          adv_eval_every=10, duplicate_penalty=True),
+    )
+
+
+SOURCE_PRESETS = {"oracle": "seqgan-oracle", "text": "text", "music21": "folk", "abc": "folk",
+                  "music-folder": "folk", "music-file": "folk"}
+
+
+def preset_for_source(source: str) -> str:
+    return SOURCE_PRESETS.get(source, "seqgan-oracle")
