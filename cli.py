@@ -181,7 +181,7 @@ def apply_train_options(run, **kw) -> None:
     from seqgan.train import BASELINES
 
     for name in ("epochs", "rollout_num", "g_steps", "d_steps", "k_epochs", "d_batch_size",
-                 "eval_every", "d_pretrain_steps"):
+                 "eval_every", "d_pretrain_steps", "checkpoint_every"):
         _positive(name.replace("_", "-"), kw.get(name), allow_zero=name in ("epochs", "d_steps",
                                                                             "d_pretrain_steps"))
     if kw.get("lambda_") is not None:
@@ -196,7 +196,8 @@ def apply_train_options(run, **kw) -> None:
                   k_epochs=kw.get("k_epochs"), baseline=kw.get("baseline"),
                   adv_eval_every=kw.get("eval_every"), d_pretrain_steps=kw.get("d_pretrain_steps"),
                   duplicate_penalty=kw.get("duplicate_penalty"),
-                  reward_baseline=kw.get("reward_baseline"))
+                  reward_baseline=kw.get("reward_baseline"),
+                  checkpoint_every=kw.get("checkpoint_every"))
     if tc.lambda_ < 1 and tc.baseline == "seqgan":
         from seqgan.objectives import get_objective
 
@@ -232,6 +233,8 @@ def train_options(f):
         click.option("--reward-baseline/--no-reward-baseline", default=None,
                      help="Subtract the batch-mean reward (variance reduction)."),
         click.option("--eval-every", type=int, default=None, help="Evaluate every K adversarial epochs."),
+        click.option("--checkpoint-every", type=int, default=None,
+                     help="Checkpoint every K adversarial epochs / D rounds [1]."),
         click.option("--device", default=None, help="cpu, cuda or cuda:N."),
     ]
     for o in reversed(opts):

@@ -68,6 +68,7 @@ class TrainConfig:
     rollout_num: int = 16
     update_rate: float = 0.8
     adv_eval_every: int = 5
+    checkpoint_every: int = 1  # discriminator rounds / adversarial epochs between checkpoints
     # reward R(Y) = λ·D(Y) + (1-λ)·O(Y)·w(Y)
     lambda_: float = 1.0
     objective: str | None = None

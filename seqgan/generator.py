@@ -114,8 +114,15 @@ class Generator(nn.Module):
 
 def sample_logits(logits: torch.Tensor, temperature: float = 1.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row from softmax(logits / temperature), (B, V) -> (B,)."""
+    """One token per row from softmax(logits / temperature), (B, V) -> (B,).
+
+    Inverse-CDF sampling: one uniform u per row, the first index whose cumulative
+    probability exceeds u·total. Exact like ``torch.multinomial`` but far faster on the
+    CPU (where multinomial over 5000 classes costs ~0.25 ms a row).
+    """
     if temperature != 1.0:
         logits = logits / temperature
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    probs = torch.softmax(logits.float(), dim=-1)  # (B, V)
+    cdf = probs.cumsum(dim=-1)  # (B, V)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from seqgan.errors import UserError
+from seqgan.generator import sample_logits
 
 GATES = ("i", "f", "og", "c")
 PARAM_SHAPES = {  # name -> shape as a function of (V, E, H)
@@ -108,8 +109,7 @@ class Oracle(nn.Module):
             seq = torch.empty(m, self.seq_len, dtype=torch.long, device=h.device)
             for t in range(self.seq_len):
                 h, c = self._step(self.embedding[x], h, c)
-                probs = torch.softmax(h @ self.Wo + self.bo, dim=1)
-                x = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                x = sample_logits(h @ self.Wo + self.bo, generator=generator)
                 seq[:, t] = x
             out.append(seq)
         return torch.cat(out)

@@ -33,7 +33,7 @@ from seqgan.checkpoint import (Run, atomic_save_tensors, load_optimizer, load_te
 from seqgan.d_training import DiscriminatorTrainer
 from seqgan.discriminator import Discriminator
 from seqgan.errors import TrainingError, UserError
-from seqgan.generator import Generator
+from seqgan.generator import Generator, sample_logits
 from seqgan.rewards import RewardFn, check_rewards, subtract_baseline
 from seqgan.rollout import RolloutPolicy
 
@@ -188,7 +188,7 @@ class Trainer:
             h, c, logits = self.G.step(x, h, c)
             logits_all.append(logits)
             with torch.no_grad():
-                own = torch.multinomial(torch.softmax(logits, 1), 1).squeeze(1)
+                own = sample_logits(logits)
                 use_own = torch.rand(B, device=self.dev) < p
             x = torch.where(use_own, own, batch[:, t])
         return torch.stack(logits_all, 1)  # (B, T, V)
@@ -261,7 +261,8 @@ class Trainer:
                         self._record("d-pretrain", r, m)
                     bar.set_postfix(d_acc=f"{m['d_acc']:.3f}")
                     bar.update(1)
-                    self.save()
+                    if r % self.tc.checkpoint_every == 0:
+                        self.save()
         self.state["phase"] = "adversarial"
         self.save()
 
@@ -352,7 +353,8 @@ class Trainer:
                     self._record("adversarial", e, {**m, **self.evaluate()})
                 bar.set_postfix({k: f"{v:.3f}" for k, v in m.items()})
                 bar.update(1)
-                self.save()
+                if e % tc.checkpoint_every == 0:
+                    self.save()
         self.state["phase"] = "done"
         self.save()
 
