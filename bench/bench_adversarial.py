@@ -59,7 +59,9 @@ def main() -> None:
     ap.add_argument("--skip-loop-epoch", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "adversarial.json"))
     args = ap.parse_args()
-    dev = torch.device(args.device)
+    from seqgan.train import resolve_device
+
+    dev = resolve_device(args.device)  # enables TF32 on CUDA, as training does
     torch.manual_seed(0)
     B, T, V, N = 64, 20, 5000, 16
     G = Generator(GeneratorConfig(vocab_size=V, seq_len=T)).to(dev)

@@ -25,7 +25,10 @@ class DiscriminatorTrainer:
         self.batch_size = batch_size
         self.device = model.embedding.weight.device
         self.use_graph = bool(cuda_graph and self.device.type == "cuda")
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=self.use_graph)
+        # on CUDA: fused (one kernel pass over all parameters) and capturable Adam, for graph
+        # and eager paths alike so both do the same math
+        cuda = self.device.type == "cuda"
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=cuda, fused=cuda or None)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_batches = -1
 
