@@ -7,16 +7,18 @@ layer ``y = τ·relu(W_h x + b_h) + (1-τ)·x`` with ``τ = σ(W_τ x + b_τ)``,
 training) and a 2-way output layer. ``prob_real`` is softmax(logits)[:, 1]; the loss is the
 cross entropy plus ``l2_reg · (‖W_out‖² + ‖b_out‖²)/2`` (TensorFlow's ``l2_loss``).
 
-Two implementations share the same parameters (one ``Conv1d`` weight per bank):
+All filters live in one parameter ``bank_weight`` (F, K, E) (K the widest filter; filter f
+of width k uses ``bank_weight[f, :k]``, the rest is held at zero by a fixed mask) and
+``bank_bias`` (F,). Two implementations read the same parameters:
 
-- ``conv``: one ``Conv1d(E, n_k, k)`` per bank over the embedding as channels (cheapest
-  FLOPs; best on the CPU).
+- ``conv``: one ``conv1d`` per bank over the embedding as channels (cheapest FLOPs; best
+  on the CPU).
 - ``fused``: every bank in one matrix product. The embedded sequence is padded to
-  T + K - 1 and unfolded into windows of the widest filter K, the weights are zero-padded
-  to (F, E·K), and positions past a bank's valid length T - k are masked to 0 before the
+  T + K - 1 and unfolded into windows of width K, multiplied by the masked (F, K·E)
+  weight, and positions past a bank's valid length T - k are masked to 0 before the
   max-pool (after ReLU every value is ≥ 0, so a masked 0 never wins over a valid value
-  wrongly: the max of valid ReLU outputs is ≥ 0). Few large kernels instead of 24 small
-  ones: what makes a small-batch training step cheap on a GPU.
+  wrongly: the max of valid ReLU outputs is ≥ 0). Few large kernels instead of dozens of
+  small ones: what makes a small-batch training step cheap on a GPU.
 
 Banks wider than T are dropped (they would see no window).
 """
@@ -45,21 +47,25 @@ class Discriminator(nn.Module):
         self.filter_sizes = tuple(k for k, _ in banks)
         self.num_filters = tuple(n for _, n in banks)
         self.n_features = sum(self.num_filters)
+        K = max(self.filter_sizes)
         self.embedding = nn.Embedding(vocab_size, cfg.emb_dim)
-        self.convs = nn.ModuleList(nn.Conv1d(cfg.emb_dim, n, k) for k, n in banks)
+        self.bank_weight = nn.Parameter(torch.empty(self.n_features, K, cfg.emb_dim))  # (F, K, E)
+        self.bank_bias = nn.Parameter(torch.empty(self.n_features))  # (F,)
+        widths = torch.cat([torch.full((n,), k) for k, n in banks])  # (F,)
+        self.register_buffer("bank_mask", (torch.arange(K) < widths.unsqueeze(1)).float().unsqueeze(2),
+                             persistent=False)  # (F, K, 1)
         self.highway_h = nn.Linear(self.n_features, self.n_features)
         self.highway_t = nn.Linear(self.n_features, self.n_features)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(self.n_features, 2)
         with torch.no_grad():  # SeqGAN's initialisation
             nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
-            for conv in self.convs:
-                _trunc_normal_(conv.weight, 0.1)
-                conv.bias.fill_(0.1)
+            _trunc_normal_(self.bank_weight, 0.1)
+            self.bank_weight.mul_(self.bank_mask)
+            self.bank_bias.fill_(0.1)
             _trunc_normal_(self.out.weight, 0.1)
             self.out.bias.fill_(0.1)
         # (T, F) mask of valid window starts per feature: position p valid iff p <= T - k
-        K = max(self.filter_sizes)
         valid = torch.cat([(torch.arange(seq_len) <= seq_len - k).unsqueeze(1).expand(seq_len, n)
                            for k, n in banks], dim=1)
         self.register_buffer("valid", valid.float(), persistent=False)
@@ -71,12 +77,14 @@ class Discriminator(nn.Module):
             return self.embedding.weight.is_cuda
         return self.impl == "fused"
 
-    def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All banks as one (F, K·E) matrix (window-major order) and bias (F,)."""
-        K = self.max_width
-        w = torch.cat([F.pad(c.weight, (0, K - c.weight.shape[2])) for c in self.convs])  # (F, E, K)
-        w = w.transpose(1, 2).reshape(self.n_features, -1)  # (F, K*E): index k*E + e
-        return w, torch.cat([c.bias for c in self.convs])
+    def banks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per bank: Conv1d weight (n, E, k) and bias (n,), views of the shared parameter."""
+        out, start = [], 0
+        for k, n in zip(self.filter_sizes, self.num_filters):
+            w = self.bank_weight[start:start + n, :k].permute(0, 2, 1)  # (n, E, k)
+            out.append((w, self.bank_bias[start:start + n]))
+            start += n
+        return out
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Max-pooled filter responses (B, F)."""
@@ -86,11 +94,11 @@ class Discriminator(nn.Module):
             K = self.max_width
             padded = F.pad(e, (0, 0, 0, K - 1))  # (B, T+K-1, E)
             windows = padded.unfold(1, K, 1).transpose(2, 3).reshape(B, T, K * E)  # (B, T, K*E)
-            w, b = self.fused_weight()
-            z = torch.relu(torch.addmm(b, windows.reshape(B * T, K * E), w.t()))  # (B*T, F)
+            w = (self.bank_weight * self.bank_mask).view(self.n_features, K * E)  # (F, K*E)
+            z = torch.relu(torch.addmm(self.bank_bias, windows.reshape(B * T, K * E), w.t()))  # (B*T, F)
             return (z.view(B, T, -1) * self.valid[:T]).amax(dim=1)  # (B, F)
         x = e.transpose(1, 2)  # (B, E, T)
-        return torch.cat([torch.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
+        return torch.cat([torch.relu(F.conv1d(x, w, b)).amax(dim=2) for w, b in self.banks()], dim=1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, 2): index 1 is 'real'."""

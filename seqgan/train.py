@@ -50,6 +50,9 @@ def resolve_device(device: str | None) -> torch.device:
         raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if dev.type == "cuda":  # TF32 matmuls and convolutions: ~3x faster fp32 products on GPUs
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return dev
 
 

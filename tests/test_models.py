@@ -138,9 +138,11 @@ def test_discriminator_matches_per_bank_conv2d_definition():
     x = torch.randint(0, 11, (4, 8))
     img = d.embedding(x).unsqueeze(1)  # (B, 1, T, E)
     feats = []
-    for conv in d.convs:
-        w = conv.weight.permute(0, 2, 1).unsqueeze(1)  # (n, 1, k, E)
-        z = torch.relu(torch.nn.functional.conv2d(img, w, conv.bias))  # (B, n, T-k+1, 1)
+    start = 0
+    for k, n in zip((1, 3, 5), (2, 3, 4)):
+        w = d.bank_weight[start:start + n, :k].unsqueeze(1)  # (n, 1, k, E)
+        z = torch.relu(torch.nn.functional.conv2d(img, w, d.bank_bias[start:start + n]))  # (B, n, T-k+1, 1)
+        start += n
         feats.append(z.amax(dim=(2, 3)))
     assert torch.allclose(d.features(x), torch.cat(feats, 1), atol=1e-6)
 
