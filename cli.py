@@ -150,7 +150,9 @@ def create_or_open(out: str, data: str | None, **kw):
     cfg.generator = override(cfg.generator, vocab_size=len(corpus.vocab), seq_len=corpus.seq_len,
                              start_token=corpus.start_token)
     cfg.data = override(cfg.data, seq_len=corpus.seq_len)
-    info = ", ".join(f"{k} {v}" for k, v in corpus.info.items())
+    info = ", ".join(f"{k} {v}" for k, v in corpus.info.items()
+                     if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                     and not any(w in k for w in ("cache", "seconds", "file", "examples", "source")))
     click.echo(f"data: {len(corpus.train)} training sequences of length {corpus.seq_len}, "
                f"vocabulary {len(corpus.vocab)}" + (f" ({info})" if info else ""), err=True)
     return create_run(path, cfg, corpus)
@@ -392,7 +394,8 @@ def evaluation_table(run, names, n, seed, which, device, references=None, compar
 
     data = run.data()
     rows = {}
-    gens = [("MLE generator", "mle"), ("final generator", "latest")] if compare else [(which, which)]
+    gens = ([("MLE generator", "mle"), ("final generator", "latest")] if compare
+            else [("MLE generator" if which == "mle" else "generator", which)])
     if compare:
         ref = data["train"]
         if sample_size:

@@ -33,7 +33,7 @@ def text() -> RunConfig:
 def folk() -> RunConfig:
     return RunConfig(
         preset="folk",
-        data=DataConfig(spec="music21:essen", seq_len=32, options={"max_tunes": 1200}),
+        data=DataConfig(spec="music21:essen", seq_len=32, options={"max_tunes": 2000}),
         generator=GeneratorConfig(emb_dim=32, hidden_dim=64, seq_len=32),
         discriminator=DiscriminatorConfig(emb_dim=32, filter_sizes=(2, 3, 4, 6, 8, 12, 16),
                                           num_filters=(32, 32, 32, 32, 32, 32, 32)),
