@@ -64,6 +64,7 @@ class TrainConfig:
     adv_lr: float = 0.01
     g_steps: int = 1
     d_steps: int = 5
+    d_samples: int | None = None  # positives per D round (a random subset; None = all, as SeqGAN)
     k_epochs: int = 3
     rollout_num: int = 16
     update_rate: float = 0.8

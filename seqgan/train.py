@@ -242,10 +242,14 @@ class Trainer:
 
     # -- discriminator --------------------------------------------------------------------
     def _d_round(self, epochs: int) -> dict[str, float]:
+        """Fresh negatives from G, as many as positives; ``d_samples`` caps both."""
+        pos = self.train_data
+        if self.tc.d_samples and self.tc.d_samples < len(pos):
+            pos = pos[torch.randperm(len(pos), device=self.dev)[:self.tc.d_samples]]
         self.G.eval()
-        neg = self.G.sample(len(self.train_data))
+        neg = self.G.sample(len(pos))
         self.G.train()
-        return self.d_trainer.train_epochs(self.train_data, neg, epochs)
+        return self.d_trainer.train_epochs(pos, neg, epochs)
 
     def pretrain_discriminator(self) -> None:
         if self.state["phase"] != "d-pretrain":
