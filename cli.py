@@ -183,7 +183,7 @@ def apply_train_options(run, **kw) -> None:
     from seqgan.train import BASELINES
 
     for name in ("epochs", "rollout_num", "g_steps", "d_steps", "k_epochs", "d_batch_size",
-                 "eval_every", "d_pretrain_steps", "checkpoint_every"):
+                 "eval_every", "d_pretrain_steps", "checkpoint_every", "d_samples"):
         _positive(name.replace("_", "-"), kw.get(name), allow_zero=name in ("epochs", "d_steps",
                                                                             "d_pretrain_steps"))
     if kw.get("lambda_") is not None:
@@ -199,7 +199,7 @@ def apply_train_options(run, **kw) -> None:
                   adv_eval_every=kw.get("eval_every"), d_pretrain_steps=kw.get("d_pretrain_steps"),
                   duplicate_penalty=kw.get("duplicate_penalty"),
                   reward_baseline=kw.get("reward_baseline"),
-                  checkpoint_every=kw.get("checkpoint_every"))
+                  checkpoint_every=kw.get("checkpoint_every"), d_samples=kw.get("d_samples"))
     if tc.lambda_ < 1 and tc.baseline == "seqgan":
         from seqgan.objectives import get_objective
 
@@ -226,6 +226,8 @@ def train_options(f):
         click.option("--d-steps", type=int, default=None, help="Discriminator rounds per epoch [5]."),
         click.option("--k-epochs", type=int, default=None, help="Epochs per discriminator round [3]."),
         click.option("--d-pretrain-steps", type=int, default=None, help="Discriminator pretraining rounds [50]."),
+        click.option("--d-samples", type=int, default=None, help="Positives per discriminator round "
+                     "(a random subset) [all, as SeqGAN]."),
         click.option("--d-batch-size", type=int, default=None, help="Discriminator batch [64]; larger is "
                      "faster but departs from SeqGAN."),
         click.option("--baseline", default=None, help="seqgan (adversarial), mle, ss (scheduled "
