@@ -116,6 +116,13 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
         raise UserError(f"--lr must be > 0; got {lr}")
     if test_file is not None and not Path(test_file).is_file():
         raise UserError(f"--test {test_file!r}: no such file")
+    try:
+        preset_source = resolve_spec(cfg.data.spec)[0] if cfg.data.spec in ("oracle",) or \
+            cfg.data.spec.startswith("music21:") else None
+    except UserError:
+        preset_source = None
+    if preset_source != source:  # the preset's source options belong to another kind of data
+        cfg.data.options = {}
     cfg.data = override(cfg.data, spec=data, test_spec=test_file, seq_len=seq_len)
     cfg.data.options = {**cfg.data.options, **_parse_kv(data_options)}
     cfg.train = override(cfg.train, mle_epochs=epochs, seed=seed, batch_size=batch_size,
