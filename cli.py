@@ -110,12 +110,17 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
     cfg = get_preset(preset or preset_for_source(source))
     _positive("epochs", epochs, allow_zero=True)
     _positive("seq-len", seq_len)
+    if seq_len is not None and seq_len < 2:
+        raise UserError(f"--seq-len must be at least 2; got {seq_len}")
     _positive("batch-size", batch_size)
     _positive("eval-every", eval_every)
     if lr is not None and not lr > 0:
         raise UserError(f"--lr must be > 0; got {lr}")
     if test_file is not None and not Path(test_file).is_file():
         raise UserError(f"--test {test_file!r}: no such file")
+    if test_file is not None and source != "text":
+        raise UserError(f"--test is for text data (one sentence a line); {source} data makes its "
+                        f"own held-out set")
     try:
         preset_source = resolve_spec(cfg.data.spec)[0] if cfg.data.spec in ("oracle",) or \
             cfg.data.spec.startswith("music21:") else None
@@ -174,6 +179,9 @@ def create_or_open(out: str, data: str | None, **kw):
 def pretrain(data, out, preset, epochs, seed, device, test_file, seq_len, batch_size, lr,
              eval_every, data_options):
     """MLE pretraining of the generator (creates or resumes RUN)."""
+    from seqgan.train import resolve_device
+
+    resolve_device(device)  # a bad --device fails before a run directory is created
     run = create_or_open(out, data, preset=preset, epochs=epochs, seed=seed, test_file=test_file,
                          seq_len=seq_len, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          data_options=data_options)
@@ -199,6 +207,10 @@ def apply_train_options(run, **kw) -> None:
         raise UserError(f"--update-rate must be in [0, 1]; got {kw['update_rate']}")
     if kw.get("baseline") is not None and kw["baseline"] not in BASELINES:
         raise UserError(f"unknown --baseline {kw['baseline']!r}; choose one of: {', '.join(BASELINES)}")
+    if kw.get("objective") is not None:  # a name typed on the command line: check it even at λ = 1
+        from seqgan.objectives import get_objective
+
+        get_objective(kw["objective"], allow_import=True)
     tc = override(run.config.train, adv_epochs=kw.get("epochs"), rollout_num=kw.get("rollout_num"),
                   update_rate=kw.get("update_rate"), lambda_=kw.get("lambda_"),
                   objective=kw.get("objective"), g_steps=kw.get("g_steps"), d_steps=kw.get("d_steps"),
@@ -283,15 +295,18 @@ def load_generator(run, which: str, device):
         path = run.path / "generator-mle.safetensors"
         if not path.is_file():
             raise UserError(f"{run.path} has no MLE generator yet; run `seqgan pretrain --out {run.path}`")
+        tensors = run.load_run_tensors(path.name)
     else:
         ck = run.load_checkpoint(warn=lambda m: click.echo(m, err=True))
         if ck is None:
             raise UserError(f"{run.path} has no trained generator yet; run `seqgan pretrain --out {run.path}`")
         path = ck[1]["generator"]
+        tensors = load_tensors(path)
     try:
-        g.load_state_dict(load_tensors(path))
+        g.load_state_dict(tensors)
     except RuntimeError as e:
-        raise UserError(f"{path}: does not fit this run's generator ({str(e)[:100]})") from None
+        msg = " ".join(str(e).split())[:160]
+        raise UserError(f"{path}: does not fit this run's generator ({msg})") from None
     return g.to(dev).eval()
 
 
@@ -300,8 +315,8 @@ def draw_samples(run, n: int, temperature: float, seed: int, which: str, device)
 
     if n <= 0:
         raise UserError(f"-n must be > 0; got {n}")
-    if not temperature > 0:
-        raise UserError(f"--temperature must be > 0; got {temperature}")
+    if not 0 < temperature < float("inf"):
+        raise UserError(f"--temperature must be a finite number > 0; got {temperature}")
     g = load_generator(run, which, device)
     rng = torch.Generator(device=g.device).manual_seed(seed)
     return g.sample(n, temperature=temperature, generator=rng)
@@ -369,13 +384,15 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
         tokens = draw_samples(run, n, 1.0, seed, "mle" if mle else "latest", device).cpu()
     elif src.is_file():
         run = Run(run_dir) if run_dir else _find_run_for(src)
+        from seqgan.datasets.text import read_sentences
+
         rows = []
-        for i, line in enumerate(src.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(run.vocab.encode(line.split()))
-                except KeyError as e:
-                    raise UserError(f"{src}:{i}: token {e.args[0]!r} is not in the run's vocabulary") from None
+        for i, line in enumerate(read_sentences(src), 1):  # one-line errors: empty, binary, not UTF-8
+            try:
+                rows.append(run.vocab.encode(line.split()))
+            except KeyError as e:
+                raise UserError(f"{src}: sample {i}: token {e.args[0][:40]!r} is not in the run's "
+                                f"vocabulary") from None
         if not rows:
             raise UserError(f"{src}: no samples in the file")
         T = max(len(r) for r in rows)
@@ -502,15 +519,32 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
     """The whole pipeline: pretrain, adversarial training, samples, MIDI and a metrics table."""
     from seqgan.checkpoint import Run, atomic_write_bytes
     from seqgan.datasets import format_samples
+    from seqgan.rewards import validate_lambda
+    from seqgan.train import resolve_device
 
     data = data or DEFAULT_MAIN_DATA
     out = out or DEFAULT_MAIN_RUN
     if preset is None and data == DEFAULT_MAIN_DATA:
         preset = "folk"
-    run = create_or_open(out, data if not Path(out).exists() else None, preset=preset, epochs=None,
+    resolve_device(device)  # bad options fail before a run directory is created
+    if lambda_ is not None:
+        validate_lambda(lambda_)
+    if objective is not None:
+        from seqgan.objectives import get_objective
+
+        get_objective(objective, allow_import=True)
+    new = not Path(out).exists()
+    run = create_or_open(out, data if new else None, preset=preset, epochs=None,
                          seed=seed, test_file=None, seq_len=None, batch_size=None, lr=None,
                          eval_every=None, data_options=())
-    apply_train_options(run, objective=objective, lambda_=lambda_)
+    try:
+        apply_train_options(run, objective=objective, lambda_=lambda_)
+    except UserError:
+        if new:  # created a moment ago for options that do not go together: leave nothing
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     trainer = _trainer(run, device, allow_import=objective is not None)
     trainer.train_all()
     del trainer

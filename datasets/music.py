@@ -248,6 +248,12 @@ def _split_abc(text: str, label: str) -> list[tuple[str, str]]:
 
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):  # a byte-order mark says the encoding
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                break
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -353,7 +359,8 @@ def _parse_item(item: tuple[str, str, str], spq: int, instrument: Any) -> tuple:
         meta["name"] = name
         return name, grid.tolist(), meta, None
     except Exception as e:  # a tune that cannot be parsed is skipped and counted
-        msg = " ".join(str(e).split())[:160] or type(e).__name__
+        msg = " ".join(str(e).split())[:160] or (
+            "the file ends early (truncated or corrupt)" if isinstance(e, EOFError) else "no details")
         return name, None, {}, f"{type(e).__name__}: {msg}"
 
 

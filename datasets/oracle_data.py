@@ -15,12 +15,22 @@ from seqgan.errors import UserError
 from seqgan.oracle import Oracle
 
 
+OPTIONS = {"vocab_size": 2, "oracle_dim": 1}  # option -> smallest valid value
+
+
 def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
     T = seq_len or cfg.seq_len or 20
-    if arg:
+    opts = dict(cfg.options or {})
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        raise UserError(f"oracle data: unknown option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+    for key, least in OPTIONS.items():
+        v = opts.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < least):
+            raise UserError(f"oracle option {key} must be an integer >= {least}; got {v!r}")
+    if arg:  # sizes come from the file
         oracle = Oracle.from_npz(arg, seq_len=T)
     else:
-        opts = cfg.options or {}
         dim = int(opts.get("oracle_dim", 32))
         oracle = Oracle.random(int(opts.get("vocab_size", 5000)), dim, dim, T, seed=seed + 1)
     if cfg.n_train <= 0:

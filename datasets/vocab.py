@@ -89,6 +89,8 @@ class Vocabulary:
             raise UserError(f"vocabulary JSON has unknown key(s): {', '.join(sorted(extra))}")
         if not all(isinstance(t, str) for t in d["tokens"]):
             raise UserError("vocabulary JSON: every token must be a string")
+        if not isinstance(d.get("meta") or {}, dict):
+            raise UserError("vocabulary JSON: 'meta' must be an object")
         return cls(tokens=list(d["tokens"]), kind=d.get("kind", "ids"), pad=d.get("pad"),
                    bos=d.get("bos"), eos=d.get("eos"), unk=d.get("unk"),
                    meta=dict(d.get("meta") or {}))

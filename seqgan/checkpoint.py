@@ -3,7 +3,8 @@
 ::
 
     RUN/
-      config.json                resolved RunConfig, seed, versions (written at creation)
+      config.json                resolved RunConfig, seed, versions, sha256 of the files
+                                 written once (data, oracle, generator-mle)
       vocab.json                 Vocabulary
       data.safetensors           train / test token tensors (a run never re-reads its source)
       oracle.safetensors         the oracle's parameters (synthetic data only)
@@ -21,12 +22,18 @@ pickled and nothing in a run is ever imported or executed. Every file is written
 temporary name and ``os.replace``d. A checkpoint is written whole into a temporary folder
 and swapped in by renames, so a kill at any moment leaves either the new or the previous
 checkpoint intact; ``state.json`` records the sha256 of each file so truncation or
-corruption is detected on load.
+corruption is detected on load. Opening a run (``Run``, ``load_checkpoint``) never changes
+it, so runs can be read while another process trains them; only the trainer calls
+``Run.recover`` to clear what a kill left half done. Values read from config.json are
+checked against their types and ranges (``validate_config``), so a damaged or hand-edited
+file fails with one line naming the key.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -69,6 +76,8 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: cannot write it, folder {str(path.parent)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -117,6 +126,14 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: corrupt or not a safetensors file ({str(e)[:80]})") from None
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def sha256(path: Path) -> str:
@@ -173,6 +190,77 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
             torch.cuda.set_rng_state_all(states)
 
 
+# -- configuration values read from a run -------------------------------------------------
+_AT_LEAST_ONE = {"vocab_size", "emb_dim", "hidden_dim", "batch_size", "eval_every", "eval_samples",
+                 "d_pretrain_epochs", "g_steps", "k_epochs", "rollout_num", "adv_eval_every",
+                 "checkpoint_every", "rollout_chunk", "pg_bleu_n", "d_samples"}
+_POSITIVE = {"mle_lr", "adv_lr", "lr", "grad_clip"}
+_UNIT = {"update_rate", "lambda_", "ss_max_prob", "dropout"}  # in [0, 1]
+_ANY_SIGN = {"seed"}
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def validate_config(cfg: Any, where: str = "config") -> None:
+    """Check every value of a (nested) config dataclass against its type and range.
+
+    A config.json edited by hand or damaged must fail here with one line naming the key,
+    not deep inside training.
+    """
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        v, key = getattr(cfg, f.name), f"{where}.{f.name}"
+        if dataclasses.is_dataclass(v):
+            validate_config(v, key)
+            continue
+        if not _type_ok(v, hints[f.name]):
+            hint = hints[f.name]
+            name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise UserError(f"{key} is {v!r}, expected {'a finite ' if hint is float else ''}{name}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or f.name in _ANY_SIGN:
+            continue
+        if f.name in _UNIT and not 0 <= v <= 1:
+            raise UserError(f"{key} is {v!r}, expected a value in [0, 1]")
+        if f.name in _AT_LEAST_ONE and v < 1 or f.name in _POSITIVE and not v > 0 or v < 0:
+            raise UserError(f"{key} is {v!r}, expected a {'positive' if v <= 0 else 'valid'} value")
+    if hasattr(cfg, "seq_len") and cfg.seq_len is not None and cfg.seq_len < 2:
+        raise UserError(f"{where}.seq_len is {cfg.seq_len}, expected at least 2")
+    if hasattr(cfg, "filter_sizes") and (len(cfg.filter_sizes) != len(cfg.num_filters)
+                                         or not cfg.filter_sizes or min(cfg.filter_sizes) < 1
+                                         or min(cfg.num_filters) < 1):
+        raise UserError(f"{where}: filter_sizes and num_filters must be equally long lists of "
+                        f"positive integers")
+    if hasattr(cfg, "start_token") and not 0 <= cfg.start_token < cfg.vocab_size:
+        raise UserError(f"{where}.start_token {cfg.start_token} is outside 0..{cfg.vocab_size - 1}")
+
+
 # -- the run -----------------------------------------------------------------------------
 def versions() -> dict[str, str]:
     import seqgan
@@ -186,6 +274,8 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{str(self.path)!r} is a file, not a run directory")
         if not self.path.is_dir():
             raise UserError(f"run {str(self.path)!r} does not exist; create it with "
                             f"`seqgan pretrain --data SPEC --out {self.path}`")
@@ -195,24 +285,44 @@ class Run:
         from seqgan.config import RunConfig
         from seqgan.datasets.vocab import Vocabulary
 
-        raw = read_json(self.path / "config.json")
+        cpath, vpath = self.path / "config.json", self.path / "vocab.json"
+        raw = read_json(cpath)
         if not isinstance(raw, dict) or "config" not in raw:
-            raise UserError(f"{self.path / 'config.json'}: not a seqgan run configuration")
+            raise UserError(f"{cpath}: not a seqgan run configuration")
+        for key in ("versions", "checksums"):
+            if not isinstance(raw.get(key, {}), dict):
+                raise UserError(f"{cpath}: {key!r} is not an object")
         try:
             self.config = RunConfig.from_dict(raw["config"])
-        except UserError as e:
-            raise UserError(f"{self.path / 'config.json'}: {e}") from None
+            validate_config(self.config)
+        except (UserError, TypeError) as e:
+            raise UserError(f"{cpath}: {e}") from None
         self.meta = raw
-        self.vocab = Vocabulary.load(self.path / "vocab.json")
+        try:
+            self.vocab = Vocabulary.load(vpath)
+        except UserError as e:
+            raise UserError(str(e) if str(e).startswith(str(vpath)) else f"{vpath}: {e}") from None
+        if len(self.vocab) != self.config.generator.vocab_size:
+            raise UserError(f"{vpath} has {len(self.vocab)} tokens but {cpath} says vocab_size "
+                            f"{self.config.generator.vocab_size}: the files are not of one run")
         self._data: dict[str, torch.Tensor] | None = None
-        self._recover_checkpoint_dirs()
+        # opening a run never changes it (it may be in training in another process); the
+        # trainer calls recover() before it resumes
 
     # data ---------------------------------------------------------------------------
     def data(self) -> dict[str, torch.Tensor]:
         if self._data is None:
-            d = load_tensors(self.path / "data.safetensors")
-            if "train" not in d or d["train"].dim() != 2:
-                raise UserError(f"{self.path / 'data.safetensors'}: no (N, T) 'train' tensor")
+            p = self.path / "data.safetensors"
+            d = self.load_run_tensors("data.safetensors")
+            if "train" not in d:
+                raise UserError(f"{p}: no 'train' tensor")
+            V, T = self.config.generator.vocab_size, self.config.generator.seq_len
+            for k, v in d.items():
+                if v.dim() != 2 or v.shape[1] != T or v.dtype.is_floating_point or v.is_complex():
+                    raise UserError(f"{p}: {k!r} is not an (N, {T}) integer tensor "
+                                    f"(got {v.dtype} {tuple(v.shape)})")
+                if v.numel() and (int(v.min()) < 0 or int(v.max()) >= V):
+                    raise UserError(f"{p}: {k!r} holds token ids outside 0..{V - 1}")
             self._data = {k: v.long() for k, v in d.items()}
         return self._data
 
@@ -222,20 +332,46 @@ class Run:
             return None
         from seqgan.oracle import Oracle
 
-        return Oracle(load_tensors(p), seq_len=self.config.generator.seq_len)
+        try:
+            return Oracle(self.load_run_tensors(p.name), seq_len=self.config.generator.seq_len)
+        except UserError as e:
+            raise UserError(str(e) if str(e).startswith(str(p)) else f"{p}: {e}") from None
+
+    def load_run_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        """Tensors of a file of the run, checked against the sha256 recorded in config.json."""
+        p = self.path / name
+        digest = self.meta.get("checksums", {}).get(name)
+        if digest is not None and p.is_file() and sha256(p) != digest:
+            raise UserError(f"{p}: corrupt (checksum does not match config.json)")
+        return load_tensors(p)
+
+    def record_checksum(self, name: str) -> None:
+        """Record the sha256 of a run file (written once, read later) in config.json."""
+        self.meta.setdefault("checksums", {})[name] = sha256(self.path / name)
+        self.save_config()
 
     def save_config(self) -> None:
         self.meta["config"] = self.config.to_dict()
         atomic_write_json(self.path / "config.json", self.meta)
 
     # checkpoints --------------------------------------------------------------------
-    def _recover_checkpoint_dirs(self) -> None:
-        """Finish or undo a checkpoint swap that a kill interrupted."""
+    def recover(self) -> None:
+        """Undo what a kill left half done; only the process about to write the run calls it.
+
+        Removes a partly written checkpoint folder and temporary files of interrupted atomic
+        writes, and puts the previous checkpoint back if a kill came between the two
+        renames of a checkpoint swap.
+        """
         ck, prev, tmp = (self.path / n for n in (CKPT, CKPT_PREV, CKPT_TMP))
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        for stale in self.path.glob(".*.tmp"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
         if not ck.exists() and prev.exists():
             os.replace(prev, ck)
+
+    _recover_checkpoint_dirs = recover
 
     def has_checkpoint(self) -> bool:
         return (self.path / CKPT / "state.json").is_file()
@@ -263,12 +399,23 @@ class Run:
         state = read_json(folder / "state.json")
         if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
             raise UserError(f"{folder / 'state.json'}: not a checkpoint state")
+        for key in ("mle_epoch", "d_round", "adv_epoch", "metrics_lines"):
+            v = state.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise UserError(f"{folder / 'state.json'}: {key} is {v!r}, not a count")
+        if not isinstance(state.get("phase"), str):
+            raise UserError(f"{folder / 'state.json'}: no phase")
+        for name in ("generator", "optim-g-mle", "rng"):
+            if f"{name}.safetensors" not in state["files"]:
+                raise UserError(f"{folder / 'state.json'}: lists no {name}.safetensors")
         paths = {}
         for fname, digest in state["files"].items():
             p = folder / fname
-            if not p.is_file():
-                raise UserError(f"{p}: missing from the checkpoint")
-            if sha256(p) != digest:
+            try:
+                actual = sha256(p)
+            except OSError:
+                raise UserError(f"{p}: missing from the checkpoint") from None
+            if actual != digest:
                 raise UserError(f"{p}: corrupt (checksum does not match state.json)")
             paths[fname.removesuffix(".safetensors")] = p
         return state, paths
@@ -280,19 +427,34 @@ class Run:
         previous one is used when it is intact.
         """
         ck, prev = self.path / CKPT, self.path / CKPT_PREV
-        if not ck.exists():
-            return None
-        try:
-            return self._read_checkpoint(ck)
-        except UserError as e:
-            if prev.exists():
+        for _ in range(3):
+            ident = _dir_identity(ck)
+            if ident is None:
+                # none yet, or a swap cut between its two renames (checkpoint -> .prev,
+                # .tmp -> checkpoint): then .prev holds the latest complete checkpoint
+                if not prev.exists():
+                    return None
                 try:
-                    got = self._read_checkpoint(prev)
+                    return self._read_checkpoint(prev)
                 except UserError:
-                    raise e from None
-                warn(f"warning: {e}; falling back to the previous checkpoint")
-                return got
-            raise
+                    if _dir_identity(ck) is not None:
+                        continue  # a writer finished its swap meanwhile
+                    raise
+            try:
+                return self._read_checkpoint(ck)
+            except UserError as e:
+                if _dir_identity(ck) != ident:
+                    continue  # a writer swapped in a newer checkpoint while we read it
+                if prev.exists():
+                    try:
+                        got = self._read_checkpoint(prev)
+                    except UserError:
+                        raise e from None
+                    warn(f"warning: {e}; falling back to the previous checkpoint")
+                    return got
+                raise
+        raise UserError(f"{ck}: changed on every attempt to read it; is another process "
+                        f"training this run?")
 
     # metrics ------------------------------------------------------------------------
     def metrics_lines(self) -> int:
@@ -326,17 +488,35 @@ class Run:
             os.fsync(f.fileno())
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_dead_creations(path: Path) -> None:
+    """Remove ``.NAME.PID.*.creating`` folders that a killed process (PID gone) left behind."""
+    prefix = f".{path.name}."
+    for d in path.parent.glob(f"{glob.escape(prefix)}*.creating"):
+        pid = d.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and d.is_dir() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def create_run(path: str | Path, config, corpus) -> Run:
     """Create a run directory atomically: built under a temporary name, then renamed."""
     path = Path(path)
     if path.exists():
         raise UserError(f"{path} already exists")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".creating", dir=path.parent))
+    _remove_dead_creations(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".creating",
+                                dir=path.parent))
     try:
-        atomic_write_json(tmp / "config.json", {"config": config.to_dict(), "versions": versions(),
-                                                "seed": config.train.seed,
-                                                "data_info": corpus.info})
         corpus.vocab.save(tmp / "vocab.json")
         tensors = {"train": corpus.train.to(torch.int32)}
         if corpus.test is not None:
@@ -344,6 +524,11 @@ def create_run(path: str | Path, config, corpus) -> Run:
         atomic_save_tensors(tmp / "data.safetensors", tensors)
         if corpus.oracle is not None:
             atomic_save_tensors(tmp / "oracle.safetensors", corpus.oracle.params())
+        checksums = {f.name: sha256(f) for f in (tmp / "data.safetensors", tmp / "oracle.safetensors")
+                     if f.is_file()}
+        atomic_write_json(tmp / "config.json", {"config": config.to_dict(), "versions": versions(),
+                                                "seed": config.train.seed,
+                                                "data_info": corpus.info, "checksums": checksums})
         (tmp / "samples").mkdir()
         os.chmod(tmp, _DIR_MODE)
         os.replace(tmp, path)

@@ -73,6 +73,11 @@ class Oracle(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise UserError(f"oracle parameters {str(path)!r}: no such file")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"PK\x03\x04":  # an .npz is a zip archive
+            raise UserError(f"oracle parameters {str(path)!r} are not a readable .npz (the file "
+                            f"{'is empty' if not magic else 'is not a zip archive'})")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files}

@@ -56,6 +56,11 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line (torch's state-dict errors span several)."""
+    return " ".join(str(e).split())[:limit]
+
+
 def content_lengths(tokens: torch.Tensor, eos: int | None) -> torch.Tensor:
     """Tokens before the first EOS per row (T when there is none), (M,)."""
     M, T = tokens.shape
@@ -89,9 +94,12 @@ class Trainer:
         self.state: dict[str, Any] = {"phase": "mle", "mle_epoch": 0, "d_round": 0,
                                       "adv_epoch": 0, "seconds": 0.0}
         self._bleu_ref = None
+        run.recover()  # a kill may have cut a checkpoint swap or a write short
         ck = run.load_checkpoint(warn=log)
         if ck is not None:
             self._restore(*ck)
+        else:  # killed before the first checkpoint: start afresh, metrics included
+            run.truncate_metrics(0)
 
     # -- building blocks ----------------------------------------------------------------
     @property
@@ -119,21 +127,30 @@ class Trainer:
         try:
             self.G.load_state_dict(load_tensors(paths["generator"]))
         except RuntimeError as e:
-            raise UserError(f"{paths['generator']}: does not fit this run's generator ({str(e)[:100]})") from None
+            raise UserError(f"{paths['generator']}: does not fit this run's generator "
+                            f"({_one_line(e)})") from None
         load_optimizer(self.opt_mle, paths["optim-g-mle"])
         if "discriminator" in paths:
             self._ensure_adversarial_parts(need_d=True)
             try:
                 self.D.load_state_dict(load_tensors(paths["discriminator"]))
             except RuntimeError as e:
-                raise UserError(f"{paths['discriminator']}: does not fit ({str(e)[:100]})") from None
+                raise UserError(f"{paths['discriminator']}: does not fit ({_one_line(e)})") from None
             load_optimizer(self.d_trainer.opt, paths["optim-d"])
         if "rollout" in paths:
             self._ensure_adversarial_parts(need_d=False)
-            self.rollout.model.load_state_dict(load_tensors(paths["rollout"]))
+            try:
+                self.rollout.model.load_state_dict(load_tensors(paths["rollout"]))
+            except RuntimeError as e:
+                raise UserError(f"{paths['rollout']}: does not fit ({_one_line(e)})") from None
             load_optimizer(self.opt_adv, paths["optim-g-adv"])
         restore_rng(load_tensors(paths["rng"]))
-        self.run.truncate_metrics(int(state.get("metrics_lines", 0)))
+        n = int(state.get("metrics_lines", 0))
+        have = self.run.metrics_lines()
+        if have < n:  # only damage can lose records that a checkpoint has seen
+            self.log(f"warning: {self.run.path / 'metrics.jsonl'}: only {have} of the {n} records "
+                     f"before this checkpoint are readable; the rest are dropped")
+        self.run.truncate_metrics(n)
 
     def _check_finite(self) -> None:
         for name, model in (("generator", self.G), ("discriminator", self.D)):
@@ -237,6 +254,7 @@ class Trainer:
                 bar.update(1)
                 self.save()
         atomic_save_tensors(self.run.path / "generator-mle.safetensors", self.G.state_dict())
+        self.run.record_checksum("generator-mle.safetensors")
         self.state["phase"] = "d-pretrain"
         self.save()
 

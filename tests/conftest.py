@@ -1,12 +1,17 @@
 """Shared fixtures: seeded torch, the shared data folder, tiny runs."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Tiny models: one thread avoids OpenMP oversubscription (2-core CI; subprocesses too)
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

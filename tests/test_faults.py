@@ -1,0 +1,418 @@
+"""Runs survive being killed: SIGKILL at many moments, resume, and end exactly as an
+uninterrupted run (CPU, fixed seed); readers never disturb a run in training; NaN or bad
+rewards stop training and keep the last good checkpoint.
+
+The runs are real processes of the CLI, forked by a small server (``KILLER`` below,
+written to tmp) that imports torch once. Most kills are placed exactly: the child SIGKILLs
+itself at the N-th hit of a hook — inside the run-directory creation, between the two
+renames of a checkpoint swap, half-way through writing a checkpoint file or a metrics
+line, mid MLE epoch, mid discriminator round, mid Monte Carlo rollout. Others come from
+the test at a seeded random moment or the moment ``.checkpoint.tmp`` appears.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan.checkpoint import CKPT, CKPT_PREV, CKPT_TMP, Run, load_tensors
+from seqgan.train import PHASES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PRETRAIN = ["pretrain", "--data", "oracle", "--preset", "quick", "--seed", "5", "--epochs", "3",
+            "--device", "cpu"]
+TRAIN_OPTS = ["--epochs", "4", "--d-pretrain-steps", "3", "--device", "cpu"]
+CKPT_FILES = ("generator", "discriminator", "rollout", "optim-g-mle", "optim-g-adv", "optim-d", "rng")
+
+KILLER = r"""
+# A fork server for the seqgan CLI: torch is imported once, each command runs in a forked
+# child (a fresh process as far as training is concerned: the server itself never runs a
+# tensor op). Reads JSON lines {"args": [...], "kill": "HOOK:N", "log": PATH} on stdin,
+# answers "pid PID" when the child starts and "exit CODE" when it ends (-9: SIGKILLed).
+# The child SIGKILLs itself at the N-th hit of HOOK.
+import json, os, signal, sys
+from pathlib import Path
+
+hook, nth, count = "", 0, [0]
+
+
+def hit(name):
+    if name == hook:
+        count[0] += 1
+        return count[0] == nth
+    return False
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+import torch
+import seqgan.checkpoint as ck
+from seqgan.cli import main
+from seqgan.d_training import DiscriminatorTrainer
+from seqgan.rollout import RolloutPolicy
+
+_write = ck.atomic_write_bytes
+def atomic_write_bytes(path, data):
+    path = Path(path)
+    if path.parent.name.endswith(".creating") and hit("create"):
+        die()
+    if path.parent.name == ck.CKPT_TMP and path.suffix == ".safetensors" and hit("tensorwrite"):
+        (path.parent / f".{path.name}.half.tmp").write_bytes(data[: len(data) // 2])
+        die()
+    return _write(path, data)
+ck.atomic_write_bytes = atomic_write_bytes
+
+if hasattr(ck, "save_file"):  # tensors written by safetensors' save_file to a temp name
+    _save_file = ck.save_file
+    def save_file(tensors, filename, metadata=None):
+        if Path(filename).parent.name == ck.CKPT_TMP and hit("tensorwrite"):
+            _save_file(tensors, filename, metadata=metadata)
+            data = Path(filename).read_bytes()
+            Path(filename).write_bytes(data[: len(data) // 2])
+            die()
+        return _save_file(tensors, filename, metadata=metadata)
+    ck.save_file = save_file
+
+_replace = os.replace
+def replace(src, dst, *a, **k):
+    if Path(src).name == ck.CKPT_TMP and hit("swap"):  # old checkpoint already moved to .prev
+        die()
+    return _replace(src, dst, *a, **k)
+os.replace = replace
+
+_log = ck.Run.log_metrics
+def log_metrics(self, record):
+    if hit("metrics"):
+        line = json.dumps(record, sort_keys=True)
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(line[: len(line) // 2])
+        die()
+    return _log(self, record)
+ck.Run.log_metrics = log_metrics
+
+def wrap(owner, name, hook_name):
+    orig = getattr(owner, name)
+    def patched(*a, **k):
+        if hit(hook_name):
+            die()
+        return orig(*a, **k)
+    setattr(owner, name, patched)
+
+wrap(DiscriminatorTrainer, "_step", "dstep")
+wrap(RolloutPolicy, "rewards", "rollout")
+wrap(torch.optim.Adam, "step", "adam")
+
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        name, _, n = job["kill"].partition(":")
+        hook, nth = name, int(n or 0)
+        fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = 1
+        try:
+            main(args=job["args"], prog_name="seqgan")
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    print(f"pid {pid}", flush=True)
+    _, status = os.waitpid(pid, 0)
+    print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+"""
+
+
+class Server:
+    """The fork server above, as a subprocess of the test."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        script = tmp / "_fork_server.py"
+        script.write_text(KILLER)
+        e = dict(os.environ)
+        # one thread: fast on a loaded 2-core machine, and the same math in every child
+        e.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                 PYTHONPATH=os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")]))
+        self.proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=e, bufsize=0,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.jobs, self.child = 0, None
+
+    def start(self, args, kill: str = "") -> int:
+        self.jobs += 1
+        self.log = self.tmp / f"job{self.jobs}.log"
+        self.proc.stdin.write(json.dumps({"args": [str(a) for a in args], "kill": kill,
+                                          "log": str(self.log)}).encode() + b"\n")
+        self.child = int(self._answer("pid"))
+        return self.child
+
+    def wait(self) -> tuple[int, str]:
+        code = int(self._answer("exit"))
+        self.child = None
+        return code, self.log.read_text()
+
+    def run(self, args, kill: str = "") -> tuple[int, str]:
+        self.start(args, kill)
+        return self.wait()
+
+    def finished(self) -> bool:
+        """Whether the running child has ended (its exit line is waiting)."""
+        return bool(select.select([self.proc.stdout], [], [], 0)[0])
+
+    def _answer(self, word: str) -> str:
+        line = b""  # byte by byte, unbuffered: finished() must see what is not yet read
+        while not line.endswith(b"\n"):
+            c = os.read(self.proc.stdout.fileno(), 1)
+            assert c, f"fork server ended: {line!r}"
+            line += c
+        line = line.decode()
+        assert line.startswith(word + " "), f"fork server: {line!r}"
+        return line.split()[1]
+
+    def close(self) -> None:
+        if self.child is not None and not self.finished():  # a test failed mid-command
+            os.kill(self.child, signal.SIGKILL)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path)
+    yield s
+    s.close()
+
+
+def check_clean_exit(result: tuple[int, str]) -> None:
+    code, log = result
+    assert code == 0, log[-2000:]
+    assert "Traceback" not in log
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def assert_readable(path: Path, expect_checkpoint: bool) -> None:
+    """A killed run opens, and its latest checkpoint verifies — without changing any file."""
+    before = snapshot(path)
+    run = Run(path)
+    warnings: list[str] = []
+    ck = run.load_checkpoint(warn=warnings.append)
+    if not expect_checkpoint and ck is None:
+        return
+    assert ck is not None, f"no checkpoint in {sorted(before)}"
+    state, paths = ck
+    assert state["phase"] in PHASES
+    for name, p in paths.items():
+        assert isinstance(load_tensors(p), dict), name  # parses (an unused optimizer: {})
+    assert int(state["metrics_lines"]) <= len(run.read_metrics())
+    assert snapshot(path) == before, "opening a run must not change it"
+
+
+def metrics_without_seconds(path: Path) -> list[dict]:
+    lines = (path / "metrics.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    for r in recs:
+        assert r.pop("seconds") >= 0
+    return recs
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    for name in CKPT_FILES:
+        ta, tb = load_tensors(a / CKPT / f"{name}.safetensors"), load_tensors(b / CKPT / f"{name}.safetensors")
+        assert ta.keys() == tb.keys(), name
+        for k in ta:
+            assert torch.equal(ta[k], tb[k]), f"{name}.safetensors: {k} differs"
+    ga, gb = load_tensors(a / "generator-mle.safetensors"), load_tensors(b / "generator-mle.safetensors")
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    ma, mb = metrics_without_seconds(a), metrics_without_seconds(b)
+    assert [(r["phase"], r["epoch"]) for r in ma] == [(r["phase"], r["epoch"]) for r in mb]
+    assert ma == mb
+    sa, sb = (json.loads((p / CKPT / "state.json").read_text()) for p in (a, b))
+    for k in ("phase", "mle_epoch", "d_round", "adv_epoch", "metrics_lines"):
+        assert sa[k] == sb[k], k
+    assert sa["files"] == sb["files"]  # same sha256 of every checkpoint file
+
+
+def kill_when(server: Server, args, ready, delay: float) -> int:
+    """Start the CLI, wait until ``ready()``, sleep ``delay``, SIGKILL it; its exit code."""
+    pid = server.start(args)
+    deadline = time.monotonic() + 120
+    while not ready() and not server.finished() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(delay)
+    if not server.finished():  # (the server reaps the child only after it ended)
+        os.kill(pid, signal.SIGKILL)
+    return server.wait()[0]
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def n_metrics(path: Path, phase: str) -> int:
+    try:
+        text = (path / "metrics.jsonl").read_text()
+    except OSError:
+        return 0
+    return text.count(f'"phase": "{phase}"')
+
+
+def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, server):
+    ref, run = tmp_path / "ref", tmp_path / "killed"
+    train = ["train", run, *TRAIN_OPTS]
+
+    # the uninterrupted run, read concurrently all along: reading never disturbs a writer
+    check_clean_exit(server.run([*PRETRAIN, "--out", ref]))
+    server.start(["train", ref, *TRAIN_OPTS])
+    reads = 0
+    while not server.finished():
+        ck = Run(ref).load_checkpoint(warn=lambda m: None)
+        assert ck is not None and ck[0]["phase"] in PHASES
+        reads += 1
+        time.sleep(0.01)
+    check_clean_exit(server.wait())
+    assert reads > 10
+
+    rng = random.Random(20240501)
+    kills = 0
+    # (hook:N, a checkpoint must exist afterwards) — every kill is followed by a check that
+    # the run directory is readable
+    for kill, has_ckpt in [
+        ("create:2", None),    # while the run directory is being built
+        ("swap:1", False),     # renaming the very first checkpoint into place
+        ("metrics:3", True),   # half the metrics line of MLE epoch 2 written
+    ]:
+        code, log = server.run([*PRETRAIN, "--out", run], kill)
+        assert code == -signal.SIGKILL, (kill, code, log[-2000:])
+        kills += 1
+        if has_ckpt is None:
+            assert not run.exists()  # creation is all or nothing
+            assert list(tmp_path.glob(".killed.*.creating"))  # (its temp folder is left behind)
+        else:
+            assert_readable(run, expect_checkpoint=has_ckpt)
+    check_clean_exit(server.run([*PRETRAIN, "--out", run]))
+    assert not list(tmp_path.glob(".killed.*.creating")), "a stale creation folder was not removed"
+    assert_readable(run, expect_checkpoint=True)
+
+    for kill in [
+        "dstep:5",        # mid discriminator pretraining round 1
+        "tensorwrite:2",  # half-way through writing a checkpoint file
+        "swap:2",         # between checkpoint -> checkpoint.prev and .checkpoint.tmp -> checkpoint
+        "rollout:2",      # mid adversarial epoch, during the Monte Carlo rollout
+    ]:
+        code, log = server.run(train, kill)
+        assert code == -signal.SIGKILL, (kill, code, log[-2000:])
+        kills += 1
+        assert_readable(run, expect_checkpoint=True)
+
+    # from outside: at a seeded random moment of an adversarial epoch ...
+    seen = n_metrics(run, "adversarial")
+    rc = kill_when(server, train, lambda: n_metrics(run, "adversarial") > seen, rng.uniform(0.0, 0.2))
+    kills += rc == -signal.SIGKILL
+    assert_readable(run, expect_checkpoint=True)
+    # ... and the moment this process starts writing a checkpoint
+    t0 = time.time_ns()
+    rc = kill_when(server, train, lambda: _mtime_ns(run / CKPT_TMP) > t0, 0.0)
+    kills += rc == -signal.SIGKILL
+    assert_readable(run, expect_checkpoint=True)
+
+    check_clean_exit(server.run(train))
+    assert kills >= 8
+    assert json.loads((run / CKPT / "state.json").read_text())["phase"] == "done"
+    assert not (run / CKPT_TMP).exists() and (run / CKPT_PREV).is_dir()
+    assert_same_run(ref, run)
+
+
+# -- numerical faults through the command line ---------------------------------------------
+OBJECTIVES = {
+    "nan": ("torch.full((tokens.shape[0],), float('nan'))", "NaN"),
+    "inf": ("torch.full((tokens.shape[0],), float('inf'))", "NaN or infinite"),
+    "above_one": ("torch.full((tokens.shape[0],), 1.5)", "outside [0, 1]"),
+    "wrong_shape": ("torch.zeros(tokens.shape[0], 2)", "shape"),
+    "not_a_tensor": ("[0.5] * tokens.shape[0]", "expected a tensor"),
+    "raises": ("1 / 0", "ZeroDivisionError"),
+}
+
+
+@pytest.fixture(scope="module")
+def adversarial_run(tmp_path_factory) -> Path:
+    from click.testing import CliRunner
+
+    from seqgan.cli import main
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = tmp_path_factory.mktemp("numeric") / "run"
+        for args in (["pretrain", "--data", "oracle", "--preset", "quick", "--out", run, "--epochs", "1",
+                      "--device", "cpu"],
+                     ["train", run, "--epochs", "1", "--d-pretrain-steps", "1", "--device", "cpu"]):
+            r = CliRunner().invoke(main, [str(a) for a in args])
+            assert r.exit_code == 0, r.output
+    finally:
+        torch.set_num_threads(n)
+    return run
+
+
+@pytest.mark.parametrize("case", OBJECTIVES)
+def test_bad_objective_values_stop_training_and_keep_the_checkpoint(tmp_path, monkeypatch,
+                                                                     adversarial_run, case):
+    from click.testing import CliRunner
+
+    from seqgan.cli import main
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = tmp_path / "run"
+        shutil.copytree(adversarial_run, run)
+        expr, words = OBJECTIVES[case]
+        mod = f"objective_{case}_{os.getpid()}"
+        (tmp_path / f"{mod}.py").write_text(
+            f"import torch\n\ndef fn(tokens, vocab):\n    return {expr}\n\n"
+            f"def good(tokens, vocab):\n    return torch.full((tokens.shape[0],), 0.5)\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        before = snapshot(run / CKPT), (run / "metrics.jsonl").read_bytes()
+        r = CliRunner().invoke(main, ["train", str(run), "--lambda", "0.5", "--objective", f"{mod}:fn",
+                                      "--epochs", "2", "--device", "cpu"])
+        assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert lines[-1].startswith("error: ") and f"'{mod}:fn'" in lines[-1] and words in lines[-1]
+        assert "Traceback" not in r.output
+        # the last good checkpoint and the metrics it saw are untouched
+        assert (snapshot(run / CKPT), (run / "metrics.jsonl").read_bytes()) == before
+        # ... and training goes on from it with a sane objective
+        r = CliRunner().invoke(main, ["train", str(run), "--lambda", "0.5", "--objective", f"{mod}:good",
+                                      "--epochs", "2", "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        state = json.loads((run / CKPT / "state.json").read_text())
+        assert state["adv_epoch"] == 2 and state["phase"] == "done"
+        last = Run(run).read_metrics()[-1]
+        assert last["epoch"] == 2 and 0.0 <= last["metrics"]["reward"] <= 1.0
+    finally:
+        torch.set_num_threads(n)
