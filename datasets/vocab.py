@@ -7,7 +7,6 @@ tokenizer and lower-casing of a text corpus, the grid of a music corpus).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence

@@ -119,7 +119,6 @@ def _from_dict(cls: type, d: Any, where: str) -> Any:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(known)}")
     kwargs = {}
     for name, value in d.items():
-        f = known[name]
         sub = _NESTED.get((cls, name))
         if sub is not None:
             kwargs[name] = _from_dict(sub, value, f"{where}.{name}")

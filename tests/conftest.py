@@ -34,3 +34,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def train_quick_run(run: Path) -> Path:
+    """A tiny oracle run: 1 MLE epoch, 1 discriminator round, 1 adversarial epoch."""
+    from click.testing import CliRunner
+
+    from seqgan.cli import main
+
+    for args in (["pretrain", "--data", "oracle", "--preset", "quick", "--out", run, "--epochs", "1",
+                  "--device", "cpu"],
+                 ["train", run, "--epochs", "1", "--d-pretrain-steps", "1", "--device", "cpu"]):
+        r = CliRunner().invoke(main, [str(a) for a in args])
+        assert r.exit_code == 0, r.output
+    return run
+
+
+@pytest.fixture(scope="session")
+def quick_run_factory():
+    return train_quick_run

@@ -360,23 +360,8 @@ OBJECTIVES = {
 
 
 @pytest.fixture(scope="module")
-def adversarial_run(tmp_path_factory) -> Path:
-    from click.testing import CliRunner
-
-    from seqgan.cli import main
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = tmp_path_factory.mktemp("numeric") / "run"
-        for args in (["pretrain", "--data", "oracle", "--preset", "quick", "--out", run, "--epochs", "1",
-                      "--device", "cpu"],
-                     ["train", run, "--epochs", "1", "--d-pretrain-steps", "1", "--device", "cpu"]):
-            r = CliRunner().invoke(main, [str(a) for a in args])
-            assert r.exit_code == 0, r.output
-    finally:
-        torch.set_num_threads(n)
-    return run
+def adversarial_run(tmp_path_factory, quick_run_factory) -> Path:
+    return quick_run_factory(tmp_path_factory.mktemp("numeric") / "run")
 
 
 @pytest.mark.parametrize("case", OBJECTIVES)

@@ -131,8 +131,6 @@ def test_baseline_subtracts_batch_mean_per_step():
 
 def test_reinforce_raises_probability_of_rewarded_token():
     """A reward for token 1 anywhere makes G emit token 1 more often after a few steps."""
-    from seqgan.train import content_lengths  # noqa: F401  (import check)
-
     g = gen(V=5, T=4, seed=0)
     policy = RolloutPolicy(g)
     opt = torch.optim.Adam(g.parameters(), lr=0.05)

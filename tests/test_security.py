@@ -97,24 +97,9 @@ def test_modules_are_imported_by_name_only_where_allowed():
 
 
 # -- a run handed over by someone else -----------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny models run ~100x faster on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def oracle_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("sec") / "run"
-    for args in (["pretrain", "--data", "oracle", "--preset", "quick", "--out", run, "--epochs", "1",
-                  "--device", "cpu"],
-                 ["train", run, "--epochs", "1", "--d-pretrain-steps", "1", "--device", "cpu"]):
-        r = CliRunner().invoke(main, [str(a) for a in args])
-        assert r.exit_code == 0, r.output
-    return run
+def oracle_run(tmp_path_factory, quick_run_factory) -> Path:
+    return quick_run_factory(tmp_path_factory.mktemp("sec") / "run")
 
 
 @pytest.fixture
