@@ -280,7 +280,7 @@ def train(run_dir, device, **kw):
     last = run.read_metrics()[-1]["metrics"] if run.read_metrics() else {}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
     click.echo(f"trained {run_dir}: {trainer.state['adv_epoch']} adversarial epochs "
-               f"({trainer.state['seconds']:.1f} s){': ' + shown if shown else ''}")
+               f"({trainer.state['seconds']:.1f} s of training in all phases){': ' + shown if shown else ''}")
 
 
 # ---------------------------------------------------------------------------------------
