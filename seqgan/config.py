@@ -8,6 +8,7 @@ are errors so a typo in a config file never goes unnoticed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -185,3 +186,75 @@ def override(cfg: Any, **values: Any) -> Any:
     """Return a copy of a config dataclass with the non-None ``values`` replaced."""
     values = {k: v for k, v in values.items() if v is not None}
     return dataclasses.replace(cfg, **values) if values else cfg
+
+
+# -- validation of values read from config.json ---------------------------------------
+# -- configuration values read from a run -------------------------------------------------
+_AT_LEAST_ONE = {"vocab_size", "emb_dim", "hidden_dim", "batch_size", "eval_every", "eval_samples",
+                 "d_pretrain_epochs", "g_steps", "k_epochs", "rollout_num", "adv_eval_every",
+                 "checkpoint_every", "rollout_chunk", "pg_bleu_n", "d_samples"}
+_POSITIVE = {"mle_lr", "adv_lr", "lr", "grad_clip"}
+_UNIT = {"update_rate", "lambda_", "ss_max_prob", "dropout"}  # in [0, 1]
+_ANY_SIGN = {"seed"}
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def validate_config(cfg: Any, where: str = "config") -> None:
+    """Check every value of a (nested) config dataclass against its type and range.
+
+    A config.json edited by hand or damaged must fail here with one line naming the key,
+    not deep inside training.
+    """
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        v, key = getattr(cfg, f.name), f"{where}.{f.name}"
+        if dataclasses.is_dataclass(v):
+            validate_config(v, key)
+            continue
+        if not _type_ok(v, hints[f.name]):
+            hint = hints[f.name]
+            name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise UserError(f"{key} is {v!r}, expected {'a finite ' if hint is float else ''}{name}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or f.name in _ANY_SIGN:
+            continue
+        if f.name in _UNIT and not 0 <= v <= 1:
+            raise UserError(f"{key} is {v!r}, expected a value in [0, 1]")
+        if f.name in _AT_LEAST_ONE and v < 1 or f.name in _POSITIVE and not v > 0 or v < 0:
+            raise UserError(f"{key} is {v!r}, expected a {'positive' if v <= 0 else 'valid'} value")
+    if hasattr(cfg, "seq_len") and cfg.seq_len is not None and cfg.seq_len < 2:
+        raise UserError(f"{where}.seq_len is {cfg.seq_len}, expected at least 2")
+    if hasattr(cfg, "filter_sizes") and (len(cfg.filter_sizes) != len(cfg.num_filters)
+                                         or not cfg.filter_sizes or min(cfg.filter_sizes) < 1
+                                         or min(cfg.num_filters) < 1):
+        raise UserError(f"{where}: filter_sizes and num_filters must be equally long lists of "
+                        f"positive integers")
+    if hasattr(cfg, "start_token") and not 0 <= cfg.start_token < cfg.vocab_size:
+        raise UserError(f"{where}.start_token {cfg.start_token} is outside 0..{cfg.vocab_size - 1}")
