@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from seqgan.errors import UserError
+from seqgan.errors import UserError, one_line
 
 DEFAULT_MAIN_DATA = "music21:essen"
 DEFAULT_MAIN_RUN = "runs/folk"
@@ -305,21 +305,24 @@ def load_generator(run, which: str, device):
     try:
         g.load_state_dict(tensors)
     except RuntimeError as e:
-        msg = " ".join(str(e).split())[:160]
-        raise UserError(f"{path}: does not fit this run's generator ({msg})") from None
+        raise UserError(f"{path}: does not fit this run's generator ({one_line(e)})") from None
     return g.to(dev).eval()
 
 
-def draw_samples(run, n: int, temperature: float, seed: int, which: str, device):
+def sample_from(g, n: int, temperature: float, seed: int):
+    """``n`` sequences (n, T) from a loaded generator with a seeded sampling stream."""
     import torch
 
     if n <= 0:
         raise UserError(f"-n must be > 0; got {n}")
     if not 0 < temperature < float("inf"):
         raise UserError(f"--temperature must be a finite number > 0; got {temperature}")
-    g = load_generator(run, which, device)
     rng = torch.Generator(device=g.device).manual_seed(seed)
     return g.sample(n, temperature=temperature, generator=rng)
+
+
+def draw_samples(run, n: int, temperature: float, seed: int, which: str, device):
+    return sample_from(load_generator(run, which, device), n, temperature, seed)
 
 
 @main.command()
@@ -432,7 +435,7 @@ def evaluation_table(run, names, n, seed, which, device, references=None, compar
         rows["training data"] = compute([m for m in names if m not in ("nll-test", "nll-oracle")], ctx)
     for label, w in gens:
         g = load_generator(run, w, device)
-        samples = draw_samples(run, n, 1.0, seed, w, device).cpu()
+        samples = sample_from(g, n, 1.0, seed).cpu()
         if sample_size:
             samples = samples[:sample_size]
         oracle = run.oracle()

@@ -103,10 +103,8 @@ def main() -> None:
     results["d_epoch_s"] = d_times
 
     # (c) adversarial epoch
-    from seqgan.d_training import DiscriminatorTrainer as DT
-
     d = Discriminator(DiscriminatorConfig(), V, T).to(dev)
-    tr = DT(d, 1e-4, 64, cuda_graph=True)
+    tr = DiscriminatorTrainer(d, 1e-4, 64, cuda_graph=True)
     opt = torch.optim.Adam(G.parameters(), lr=0.01)
 
     def adversarial_epoch():

@@ -12,3 +12,8 @@ class UserError(Exception):
 class TrainingError(UserError):
     """Training cannot go on (NaN loss or reward, bad objective output); the last good
     checkpoint is kept."""
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line (torch's state-dict errors span several)."""
+    return " ".join(str(e).split())[:limit]

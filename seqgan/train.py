@@ -21,6 +21,7 @@ and ``pg-bleu`` (policy gradient with BLEU against the training data as the rewa
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -32,7 +33,7 @@ from seqgan.checkpoint import (Run, atomic_save_tensors, load_optimizer, load_te
                                optimizer_tensors, restore_rng, rng_tensors)
 from seqgan.d_training import DiscriminatorTrainer
 from seqgan.discriminator import Discriminator
-from seqgan.errors import TrainingError, UserError
+from seqgan.errors import TrainingError, UserError, one_line
 from seqgan.generator import Generator, sample_logits
 from seqgan.rewards import RewardFn, check_rewards, subtract_baseline
 from seqgan.rollout import RolloutPolicy
@@ -54,11 +55,6 @@ def resolve_device(device: str | None) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return dev
-
-
-def _one_line(e: BaseException, limit: int = 160) -> str:
-    """An exception's message on one line (torch's state-dict errors span several)."""
-    return " ".join(str(e).split())[:limit]
 
 
 def content_lengths(tokens: torch.Tensor, eos: int | None) -> torch.Tensor:
@@ -128,21 +124,21 @@ class Trainer:
             self.G.load_state_dict(load_tensors(paths["generator"]))
         except RuntimeError as e:
             raise UserError(f"{paths['generator']}: does not fit this run's generator "
-                            f"({_one_line(e)})") from None
+                            f"({one_line(e)})") from None
         load_optimizer(self.opt_mle, paths["optim-g-mle"])
         if "discriminator" in paths:
             self._ensure_adversarial_parts(need_d=True)
             try:
                 self.D.load_state_dict(load_tensors(paths["discriminator"]))
             except RuntimeError as e:
-                raise UserError(f"{paths['discriminator']}: does not fit ({_one_line(e)})") from None
+                raise UserError(f"{paths['discriminator']}: does not fit ({one_line(e)})") from None
             load_optimizer(self.d_trainer.opt, paths["optim-d"])
         if "rollout" in paths:
             self._ensure_adversarial_parts(need_d=False)
             try:
                 self.rollout.model.load_state_dict(load_tensors(paths["rollout"]))
             except RuntimeError as e:
-                raise UserError(f"{paths['rollout']}: does not fit ({_one_line(e)})") from None
+                raise UserError(f"{paths['rollout']}: does not fit ({one_line(e)})") from None
             load_optimizer(self.opt_adv, paths["optim-g-adv"])
         restore_rng(load_tensors(paths["rng"]))
         n = int(state.get("metrics_lines", 0))
@@ -195,7 +191,10 @@ class Trainer:
                "metrics": {k: float(v) for k, v in metrics.items()}}
         self.run.log_metrics(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        tqdm.write(f"[{phase} {epoch}] {shown}") if self.progress is not False else self.log(shown)
+        if self.progress is False:
+            self.log(shown)
+        else:
+            tqdm.write(f"[{phase} {epoch}] {shown}")
 
     # -- MLE ----------------------------------------------------------------------------
     def _ss_logits(self, batch: torch.Tensor, p: float) -> torch.Tensor:
@@ -230,7 +229,7 @@ class Trainer:
             loss_sum += loss.detach()
             nb += 1
         mean = float(loss_sum) / max(nb, 1)
-        if not torch.isfinite(torch.tensor(mean)):
+        if not math.isfinite(mean):
             raise TrainingError("the MLE loss became NaN or infinite; training stopped and the "
                                 "last good checkpoint is kept (try a lower --lr)")
         return mean
