@@ -30,6 +30,9 @@ class GeneratorConfig:
     init_std: float = 0.1  # SeqGAN initialises every parameter N(0, 0.1)
 
 
+DISCRIMINATOR_IMPLS = ("auto", "grouped", "fused", "conv")
+
+
 @dataclass
 class DiscriminatorConfig:
     """SeqGAN's CNN discriminator: filter banks, one highway layer, dropout, L2 output."""
@@ -41,8 +44,14 @@ class DiscriminatorConfig:
     l2_reg: float = 0.2
     lr: float = 1e-4
     batch_size: int = 64  # SeqGAN's; a larger batch is a documented speed option
-    impl: str = "auto"  # "auto" | "fused" (one matmul over windows) | "conv" (Conv1d per bank)
+    # "auto" (fused on GPUs, conv on the CPU) | "fused" (one matmul over windows)
+    # | "grouped" (a few matmuls over windows; fewer FLOPs, not yet timed on a GPU)
+    # | "conv" (Conv1d per bank)
+    impl: str = "auto"
     cuda_graph: bool = True  # capture the whole training step in a CUDA graph on GPUs
+    # on GPUs, torch.compile the step's forward and backward before capture (opt-in: not
+    # yet timed on a GPU; costs a one-time compile of ~a minute per process)
+    compile: bool = False
 
 
 @dataclass
@@ -256,5 +265,7 @@ def validate_config(cfg: Any, where: str = "config") -> None:
                                          or min(cfg.num_filters) < 1):
         raise UserError(f"{where}: filter_sizes and num_filters must be equally long lists of "
                         f"positive integers")
+    if hasattr(cfg, "impl") and cfg.impl not in DISCRIMINATOR_IMPLS:
+        raise UserError(f"{where}.impl is {cfg.impl!r}; choose one of: {', '.join(DISCRIMINATOR_IMPLS)}")
     if hasattr(cfg, "start_token") and not 0 <= cfg.start_token < cfg.vocab_size:
         raise UserError(f"{where}.start_token {cfg.start_token} is outside 0..{cfg.vocab_size - 1}")

@@ -10,21 +10,35 @@ one ``replay()`` and no host work. The last, partial batch is padded and its pad
 rows get weight 0, so every step (and the loss: a weighted mean) is the same math as the
 eager path. Warm-up steps needed before capture are undone (weights and Adam state are
 restored), so capturing changes nothing numerically.
+
+Optionally (``compile=True``), before capture the step's forward (and with it, through
+AOTAutograd, its backward) is passed through ``torch.compile``, which fuses the elementwise work around the matrix
+products (masking, ReLU, max-pool, highway gates, dropout, cross entropy, accuracy) into a
+few kernels: at batch 64 the number of kernels, not arithmetic, sets a step's time. If
+compiling fails (no C compiler, no Triton), the trainer says so once and captures the
+eager step instead. The dropout mask is drawn by an ordinary kernel outside the compiled
+function and passed in, so every replay draws a fresh mask from PyTorch's graph-safe
+generator and the compiled function itself is deterministic.
 """
 from __future__ import annotations
 
 import torch
 
 from seqgan.discriminator import Discriminator
+from seqgan.errors import one_line
 
 
 class DiscriminatorTrainer:
     def __init__(self, model: Discriminator, lr: float = 1e-4, batch_size: int = 64,
-                 cuda_graph: bool = True):
+                 cuda_graph: bool = True, compile: bool = False, log=print):
         self.model = model
         self.batch_size = batch_size
         self.device = model.embedding.weight.device
         self.use_graph = bool(cuda_graph and self.device.type == "cuda")
+        self.log = log
+        self._forward = self._forward_eager
+        if compile and self.use_graph:
+            self._forward = torch.compile(self._forward_eager, dynamic=False)
         # on CUDA: fused (one kernel pass over all parameters) and capturable Adam, for graph
         # and eager paths alike so both do the same math
         cuda = self.device.type == "cuda"
@@ -33,11 +47,17 @@ class DiscriminatorTrainer:
         self._graph_batches = -1
 
     # -- shared per-step math ------------------------------------------------------------
+    def _forward_eager(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                       keep: torch.Tensor | None):
+        """(loss, number of correct predictions among the weighted rows)."""
+        loss, logits = self.model.loss(x, y, w, keep)
+        correct = ((logits.argmax(1) == y).float() * w).sum()
+        return loss, correct
+
     def _step(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
-        loss, logits = self.model.loss(x, y, w)
+        loss, correct = self._forward(x, y, w, self.model.dropout_mask(len(x)))
         loss.backward()
         self.opt.step()
-        correct = ((logits.argmax(1) == y).float() * w).sum()
         return loss.detach(), correct
 
     def _epoch_buffers(self, data: torch.Tensor, labels: torch.Tensor):
@@ -90,9 +110,19 @@ class DiscriminatorTrainer:
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):
-            for _ in range(3):
-                self.opt.zero_grad(set_to_none=True)
-                body()
+            try:
+                for _ in range(3):
+                    self.opt.zero_grad(set_to_none=True)
+                    body()
+            except Exception as e:  # noqa: BLE001 - compiling can fail in many ways
+                if self._forward == self._forward_eager:
+                    raise
+                self.log(f"note: torch.compile of the discriminator step failed ({one_line(e)}); "
+                         f"using the uncompiled step")
+                self._forward = self._forward_eager
+                for _ in range(3):
+                    self.opt.zero_grad(set_to_none=True)
+                    body()
         torch.cuda.current_stream().wait_stream(s)
         self._graph = torch.cuda.CUDAGraph()
         self.opt.zero_grad(set_to_none=True)

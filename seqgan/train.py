@@ -106,7 +106,8 @@ class Trainer:
         if need_d and self.D is None:
             dc = self.cfg.discriminator
             self.D = Discriminator(dc, self.cfg.generator.vocab_size, self.cfg.generator.seq_len).to(self.dev)
-            self.d_trainer = DiscriminatorTrainer(self.D, dc.lr, dc.batch_size, dc.cuda_graph)
+            self.d_trainer = DiscriminatorTrainer(self.D, dc.lr, dc.batch_size, dc.cuda_graph,
+                                                  dc.compile, log=self.log)
         if self.opt_adv is None:
             self.opt_adv = torch.optim.Adam(self.G.parameters(), lr=self.tc.adv_lr)
         if self.rollout is None:

@@ -388,6 +388,7 @@ def _edit(d: dict, path: str, value):
     ("config.generator.seq_len", 1, "seq_len"),
     ("config.discriminator.filter_sizes", "abc", "filter_sizes"),
     ("config.discriminator.filter_sizes", [1, 2], "filter_sizes"),
+    ("config.discriminator.impl", "winograd", "grouped"),
     ("config.train", [1, 2], "config.train"),
     ("config", None, "config"),
     ("versions", [1], "versions"),

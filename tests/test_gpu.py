@@ -15,30 +15,32 @@ from seqgan.rollout import RolloutPolicy
 pytestmark = pytest.mark.gpu
 
 
-def test_fused_equals_conv_on_cuda():
+@pytest.mark.parametrize("impl", ["fused", "grouped"])
+def test_matmul_impls_equal_conv_on_cuda(impl):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     d = Discriminator(replace(DiscriminatorConfig(), impl="conv"), 5000, 20).cuda().eval()
-    f = Discriminator(replace(DiscriminatorConfig(), impl="fused"), 5000, 20).cuda().eval()
+    f = Discriminator(replace(DiscriminatorConfig(), impl=impl), 5000, 20).cuda().eval()
     f.load_state_dict(d.state_dict())
     x = torch.randint(0, 5000, (256, 20), device="cuda")
     assert torch.allclose(d(x), f(x), atol=1e-4)
 
 
-def test_cuda_graph_training_equals_eager():
+@pytest.mark.parametrize("impl,compile", [("fused", False), ("grouped", True)])
+def test_cuda_graph_training_equals_eager(impl, compile):
     """Same init, same shuffles, dropout off: the graph path ends with the same weights."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    cfg = replace(DiscriminatorConfig(), dropout=0.0, impl="fused")
+    cfg = replace(DiscriminatorConfig(), dropout=0.0, impl=impl)
     torch.manual_seed(0)
-    a = Discriminator(cfg, 500, 20).cuda()
+    a = Discriminator(replace(cfg, impl="conv"), 500, 20).cuda()
     b = Discriminator(cfg, 500, 20).cuda()
     b.load_state_dict(a.state_dict())
     init = [p.detach().clone() for p in a.parameters()]
     pos = torch.randint(0, 500, (1000, 20), device="cuda")
     neg = torch.randint(0, 500, (1000, 20), device="cuda")
     ta = DiscriminatorTrainer(a, 1e-4, 64, cuda_graph=False)
-    tb = DiscriminatorTrainer(b, 1e-4, 64, cuda_graph=True)
+    tb = DiscriminatorTrainer(b, 1e-4, 64, cuda_graph=True, compile=compile, log=pytest.fail)
     torch.manual_seed(5)
     ma = ta.train_epochs(pos, neg, 2)
     torch.manual_seed(5)
@@ -50,6 +52,27 @@ def test_cuda_graph_training_equals_eager():
         assert (pa - pb).norm() <= 0.05 * moved + 1e-6, ((pa - pb).norm(), moved)
     assert ma["d_acc"] == pytest.approx(mb["d_acc"], abs=5e-3)
     assert ma["d_loss"] == pytest.approx(mb["d_loss"], rel=1e-3)
+
+
+def test_compiled_graph_draws_fresh_dropout_each_replay():
+    """Replays of the captured (compiled) step on one fixed batch with lr 0 give different
+    losses only if each replay draws a new dropout mask."""
+    d = Discriminator(DiscriminatorConfig(), 500, 20).cuda()
+    tr = DiscriminatorTrainer(d, 0.0, 64, cuda_graph=True, compile=True, log=pytest.fail)
+    data = torch.randint(0, 500, (64, 20), device="cuda")
+    tr.train_epochs(data, data, 1)  # captures a graph of 2 batches
+    tr._x.copy_(data.expand(2, 64, 20))
+    tr._y.fill_(1)
+    losses = []
+    for _ in range(4):
+        tr._i.zero_()
+        tr._loss_sum.zero_()
+        tr._graph.replay()
+        losses.append(tr._loss_sum.item())
+    assert len(set(losses)) == 4, losses
+    d.eval()
+    with torch.no_grad():
+        assert d.loss(data, tr._y[0])[0].item() not in losses  # no dropout in eval mode
 
 
 def test_rollout_on_cuda():

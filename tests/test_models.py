@@ -120,15 +120,52 @@ def test_oracle_npz_errors(tmp_path):
         Oracle.from_npz(tmp_path / "partial.npz")
 
 
+@pytest.mark.parametrize("impl", ["fused", "grouped"])
 @pytest.mark.parametrize("T", [20, 7])
-def test_fused_discriminator_equals_conv(T):
+def test_matmul_discriminators_equal_conv(T, impl):
     cfg = DiscriminatorConfig(emb_dim=16, num_filters=tuple(n // 10 for n in DiscriminatorConfig().num_filters))
     d_conv = Discriminator(replace(cfg, impl="conv"), 40, T).eval()
-    d_fused = Discriminator(replace(cfg, impl="fused"), 40, T).eval()
-    d_fused.load_state_dict(d_conv.state_dict())
+    d_mm = Discriminator(replace(cfg, impl=impl), 40, T).eval()
+    d_mm.load_state_dict(d_conv.state_dict())
     x = torch.randint(0, 40, (9, T))
-    assert torch.allclose(d_conv(x), d_fused(x), atol=1e-5)
+    assert torch.allclose(d_conv.features(x), d_mm.features(x), atol=1e-5)
+    assert torch.allclose(d_conv(x), d_mm(x), atol=1e-5)
     assert d_conv.filter_sizes == tuple(k for k in cfg.filter_sizes if k <= T)
+
+
+def test_grouped_gradients_equal_conv_and_leave_padding_at_zero():
+    cfg = DiscriminatorConfig(emb_dim=8, filter_sizes=(1, 2, 4, 5, 9), num_filters=(3, 2, 4, 2, 3),
+                              dropout=0.0)
+    a = Discriminator(replace(cfg, impl="conv"), 30, 12)
+    b = Discriminator(replace(cfg, impl="grouped"), 30, 12)
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randint(0, 30, (6, 12)), torch.tensor([0, 1, 1, 0, 1, 0])
+    a.loss(x, y)[0].backward()
+    b.loss(x, y)[0].backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-5), name
+    # weights outside each filter's width get no gradient, so Adam keeps them at zero
+    assert (b.bank_weight.grad * (1 - b.bank_mask)).abs().max() == 0
+
+
+def test_group_banks_seqgan_split_and_optimality():
+    from itertools import combinations
+
+    from seqgan.discriminator import group_banks
+
+    d = DiscriminatorConfig()
+    assert group_banks(d.filter_sizes, d.num_filters, 20, 64) == [(0, 5), (5, 10), (10, 12)]
+    widths, counts, T, E, ov = (2, 7, 3, 11, 5, 1), (5, 9, 2, 4, 6, 8), 12, 4, 300
+
+    def cost(runs):
+        return sum(ov + E * max(widths[i:j]) * (T - min(widths[i:j]) + 1) * sum(counts[i:j])
+                   for i, j in runs)
+
+    brute = min(cost(list(zip((0, *cuts), (*cuts, 6)))) for r in range(6)
+                for cuts in combinations(range(1, 6), r))
+    got = group_banks(widths, counts, T, E, overhead=ov)
+    assert got[0][0] == 0 and got[-1][1] == 6 and all(a[1] == b[0] for a, b in zip(got, got[1:]))
+    assert cost(got) == brute
 
 
 def test_discriminator_matches_per_bank_conv2d_definition():
