@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from seqgan.config import DISCRIMINATOR_IMPLS
 from seqgan.errors import UserError, one_line
 
 DEFAULT_MAIN_DATA = "music21:essen"
@@ -226,8 +227,8 @@ def apply_train_options(run, **kw) -> None:
             raise UserError("λ < 1 needs an objective: pass --objective NAME")
         get_objective(tc.objective, allow_import=kw.get("objective") == tc.objective)
     run.config.train = tc
-    if kw.get("d_batch_size") is not None:
-        run.config.discriminator = override(run.config.discriminator, batch_size=kw["d_batch_size"])
+    run.config.discriminator = override(run.config.discriminator, batch_size=kw.get("d_batch_size"),
+                                        impl=kw.get("d_impl"), compile=kw.get("d_compile"))
     run.save_config()
 
 
@@ -249,6 +250,13 @@ def train_options(f):
                      "(a random subset) [all, as SeqGAN]."),
         click.option("--d-batch-size", type=int, default=None, help="Discriminator batch [64]; larger is "
                      "faster but departs from SeqGAN."),
+        click.option("--d-impl", type=click.Choice(DISCRIMINATOR_IMPLS), default=None,
+                     help="How D's filter banks are computed: auto (fused on GPUs, conv on CPUs), "
+                     "fused (one matmul), grouped (a few matmuls, fewer FLOPs), conv (Conv1d per "
+                     "bank). Same weights and results either way."),
+        click.option("--d-compile/--no-d-compile", default=None,
+                     help="On GPUs, torch.compile D's training step before capturing it "
+                     "(one-time compile of about a minute) [off]."),
         click.option("--baseline", default=None, help="seqgan (adversarial), mle, ss (scheduled "
                      "sampling) or pg-bleu."),
         click.option("--duplicate-penalty/--no-duplicate-penalty", default=None,

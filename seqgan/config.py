@@ -197,7 +197,6 @@ def override(cfg: Any, **values: Any) -> Any:
     return dataclasses.replace(cfg, **values) if values else cfg
 
 
-# -- validation of values read from config.json ---------------------------------------
 # -- configuration values read from a run -------------------------------------------------
 _AT_LEAST_ONE = {"vocab_size", "emb_dim", "hidden_dim", "batch_size", "eval_every", "eval_samples",
                  "d_pretrain_epochs", "g_steps", "k_epochs", "rollout_num", "adv_eval_every",

@@ -54,9 +54,14 @@ def test_oracle_pipeline_end_to_end(tmp_path):
     lines = r.output.strip().splitlines()
     assert len(lines) == 4 and all(len(line.split()) == 8 for line in lines)
     assert all(0 <= int(t) < 50 for line in lines for t in line.split())
-    # resume with more epochs continues from 2
-    r = invoke("train", run, "--epochs", "3", "--device", "cpu")
+    # resume with more epochs continues from 2, here with D's grouped implementation (same
+    # weights, so the checkpoint carries over) and the GPU-only compile switch recorded
+    r = invoke("train", run, "--epochs", "3", "--device", "cpu", "--d-impl", "grouped", "--d-compile")
     assert r.exit_code == 0 and "3 adversarial epochs" in r.output
+    d_cfg = json.loads((run / "config.json").read_text())["config"]["discriminator"]
+    assert d_cfg["impl"] == "grouped" and d_cfg["compile"] is True
+    r = CliRunner().invoke(main, ["train", str(run), "--d-impl", "winograd"])
+    assert r.exit_code == 2 and "winograd" in r.output
 
 
 def test_text_pipeline_end_to_end(tmp_path):
