@@ -11,14 +11,16 @@ import torch
 
 from seqgan.config import DataConfig
 from seqgan.datasets import format_samples, load_corpus
+from seqgan.datasets import keys as K
 from seqgan.datasets import music as M
+from seqgan.datasets import music_parse as P
 from seqgan.datasets.midi import export_samples, piano_roll_png, tokens_to_midi
 from seqgan.errors import UserError
 from seqgan.music_metrics import diversity, edit_distance, music_metrics
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 NOTTINGHAM = DATA / "nottingham_abc" / "nottingham.abc.txt"
-H, R = M.G_HOLD, M.G_REST
+H, R = P.G_HOLD, P.G_REST
 VOCAB = M.music_vocab(48, 84)
 
 
@@ -69,25 +71,25 @@ E F G | A B c | B2 E |]
 # -- grid -------------------------------------------------------------------------------
 def test_notes_to_grid_by_hand():
     # quarter C4, eighth E4, eighth rest, quarter G4 at 4 steps per quarter
-    grid = M._notes_to_grid([(0, 1, 60), (1, 0.5, 64), (2, 1, 67)], spq=4)
+    grid = P._notes_to_grid([(0, 1, 60), (1, 0.5, 64), (2, 1, 67)], spq=4)
     assert grid.tolist() == [60, H, H, H, 64, H, R, R, 67, H, H, H]
     # leading and trailing silence is cut; a 32nd note keeps one step
-    grid = M._notes_to_grid([(1, 0.125, 62), (1.25, 0.25, 64)], spq=4)
+    grid = P._notes_to_grid([(1, 0.125, 62), (1.25, 0.25, 64)], spq=4)
     assert grid.tolist() == [62, 64]
 
 
 def test_notes_to_grid_polyphony_highest_wins():
     # C4 whole note under an E4 quarter at beat 2: E4 sounds, then C4 is struck again
-    grid = M._notes_to_grid([(0, 4, 60), (1, 1, 64)], spq=1)
+    grid = P._notes_to_grid([(0, 4, 60), (1, 1, 64)], spq=1)
     assert grid.tolist() == [60, 64, 60, H]
     # a repeated pitch is a new onset, not a HOLD
-    assert M._notes_to_grid([(0, 1, 60), (1, 1, 60)], spq=2).tolist() == [60, H, 60, H]
+    assert P._notes_to_grid([(0, 1, 60), (1, 1, 60)], spq=2).tolist() == [60, H, 60, H]
 
 
 def test_abc_parsing_chords_ties_grace_triplets():
-    tunes = dict(M._split_abc(ABC_TUNES, "t.abc"))
+    tunes = dict(P._split_abc(ABC_TUNES, "t.abc"))
     name = next(n for n in tunes if n.startswith("t.abc#2"))
-    notes, meta = M._abc_notes(tunes[name])
+    notes, meta = P._abc_notes(tunes[name])
     # [ceg]2 -> top note G5 (quarter); {a} grace dropped; c2-c2 tied -> one half note;
     # (3cde -> three triplet eighths
     assert [(round(o, 4), round(d, 4), p) for o, d, p in notes] == [
@@ -95,29 +97,29 @@ def test_abc_parsing_chords_ties_grace_triplets():
     assert meta["time_signature"] == "2/4" and meta["sig_pc"] == 0
     # chord symbols in quotes are not notes
     first = next(n for n in tunes if n.startswith("t.abc#1"))
-    assert [p for _, _, p in M._abc_notes(tunes[first])[0]] == [62, 69, 76, 83, 81, 78]
+    assert [p for _, _, p in P._abc_notes(tunes[first])[0]] == [62, 69, 76, 83, 81, 78]
 
 
 def test_key_shift_to_c_major_and_a_minor():
-    tunes = M._split_abc(ABC_TUNES, "t.abc")
-    parsed = [M._parse_item(("abc", n, t), 4, None) for n, t in tunes]
+    tunes = P._split_abc(ABC_TUNES, "t.abc")
+    parsed = [P._parse_item(("abc", n, t), 4, None) for n, t in tunes]
     d_major, minor = parsed[0], parsed[3]
     grids = [np.asarray(d_major[1], np.int16), np.asarray(minor[1], np.int16)]
-    shifts = M.key_shifts(grids, [d_major[2], minor[2]], "signature")
+    shifts = K.key_shifts(grids, [d_major[2], minor[2]], "signature")
     assert shifts == [-2, 5]  # D major -> C major; E minor (1 sharp) -> A minor
     # estimate: the E minor tune's notes (E F# G A B C B E) are clearly E minor
-    assert M.key_shifts(grids[1:], [{}], "estimate") == [5]
+    assert K.key_shifts(grids[1:], [{}], "estimate") == [5]
     # 'tonic': the declared tonic with the mode from the notes (E minor declared as 'K:E')
-    assert M.key_shifts(grids[1:], [{"tonic_pc": 4, "sig_pc": 4}], "tonic") == [5]
+    assert K.key_shifts(grids[1:], [{"tonic_pc": 4, "sig_pc": 4}], "tonic") == [5]
 
 
 def test_krumhansl_scores_are_pearson_correlations():
     h = np.random.default_rng(0).random((3, 12))
-    s = M._kk_scores(h)
+    s = K._kk_scores(h)
     for n in range(3):
         for t in range(12):
-            assert s[n, 0, t] == pytest.approx(np.corrcoef(h[n], np.roll(M._KK_MAJOR, t))[0, 1])
-            assert s[n, 1, t] == pytest.approx(np.corrcoef(h[n], np.roll(M._KK_MINOR, t))[0, 1])
+            assert s[n, 0, t] == pytest.approx(np.corrcoef(h[n], np.roll(K._KK_MAJOR, t))[0, 1])
+            assert s[n, 1, t] == pytest.approx(np.corrcoef(h[n], np.roll(K._KK_MINOR, t))[0, 1])
 
 
 # -- windows ----------------------------------------------------------------------------
@@ -226,6 +228,11 @@ def test_worker_processes_give_the_same_tunes(abc_file):
     assert info["workers"] == 2 and parallel.skipped == serial.skipped
     assert [g.tolist() for g in parallel.grids] == [g.tolist() for g in serial.grids]
     assert parallel.meta == serial.meta
+    # the workers (music_parse.py loaded by path) answer every item: none is left to redo
+    items = [("abc", n, t) for n, t in P._split_abc(ABC_TUNES, "t.abc")]
+    results = [None] * len(items)
+    P._run_workers(items, 4, None, 2, results, lambda: None)
+    assert results == [P._parse_item(it, 4, None) for it in items]
 
 
 @pytest.mark.skipif(not NOTTINGHAM.is_file(), reason=f"shared data not found at {NOTTINGHAM}")
