@@ -12,9 +12,9 @@ eager path. Warm-up steps needed before capture are undone (weights and Adam sta
 restored), so capturing changes nothing numerically.
 
 Optionally (``compile=True``), before capture the step's forward (and with it, through
-AOTAutograd, its backward) is passed through ``torch.compile``, which fuses the elementwise work around the matrix
-products (masking, ReLU, max-pool, highway gates, dropout, cross entropy, accuracy) into a
-few kernels: at batch 64 the number of kernels, not arithmetic, sets a step's time. If
+AOTAutograd, its backward) is passed through ``torch.compile``, which fuses the elementwise
+work around the matrix products (masking, ReLU, max-pool, highway gates, dropout, cross
+entropy, accuracy) into a few kernels: at batch 64 the number of kernels, not arithmetic, sets a step's time. If
 compiling fails (no C compiler, no Triton), the trainer says so once and captures the
 eager step instead. The dropout mask is drawn by an ordinary kernel outside the compiled
 function and passed in, so every replay draws a fresh mask from PyTorch's graph-safe
