@@ -30,6 +30,8 @@ Banks wider than T are dropped (they would see no window).
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,18 +109,17 @@ class Discriminator(nn.Module):
         self.register_buffer("valid", valid.float(), persistent=False)
         self.max_width = K
         self.impl = cfg.impl
-        # grouped: per group (row start, row end, k_min, k_max) and its (P, n) valid mask
-        self.groups: list[tuple[int, int, int, int]] = []
-        starts = [0]
-        for n in self.num_filters:
-            starts.append(starts[-1] + n)
-        for g, (i, j) in enumerate(group_banks(self.filter_sizes, self.num_filters, seq_len,
-                                               cfg.emb_dim)):
+        # per group of banks (row start, row end, k_min, k_max): "grouped" uses the runs of
+        # group_banks, "fused" one group of all banks
+        starts = [0, *itertools.accumulate(self.num_filters)]
+
+        def group(i: int, j: int) -> tuple[int, int, int, int]:
             ks = self.filter_sizes[i:j]
-            s0, s1, kmin, kmax = starts[i], starts[j], min(ks), max(ks)
-            self.groups.append((s0, s1, kmin, kmax))
-            self.register_buffer(f"group_valid_{g}", valid[:seq_len - kmin + 1, s0:s1].float(),
-                                 persistent=False)  # (P, n)
+            return starts[i], starts[j], min(ks), max(ks)
+
+        runs = group_banks(self.filter_sizes, self.num_filters, seq_len, cfg.emb_dim)
+        self.groups = [group(i, j) for i, j in runs]
+        self.whole = [group(0, len(banks))]
 
     def _resolved_impl(self, T: int) -> str:
         impl = self.impl
@@ -140,26 +141,30 @@ class Discriminator(nn.Module):
         e = self.embedding(tokens)  # (B, T, E)
         B, T, E = e.shape
         impl = self._resolved_impl(T)
-        if impl == "fused":
-            K = self.max_width
-            padded = F.pad(e, (0, 0, 0, K - 1))  # (B, T+K-1, E)
-            windows = padded.unfold(1, K, 1).transpose(2, 3).reshape(B, T, K * E)  # (B, T, K*E)
-            w = (self.bank_weight * self.bank_mask).view(self.n_features, K * E)  # (F, K*E)
-            z = torch.relu(torch.addmm(self.bank_bias, windows.reshape(B * T, K * E), w.t()))  # (B*T, F)
-            return (z.view(B, T, -1) * self.valid[:T]).amax(dim=1)  # (B, F)
-        if impl == "grouped":
-            padded = F.pad(e, (0, 0, 0, self.max_width - 1))  # (B, T+K-1, E)
-            out = []
-            for g, (s0, s1, kmin, kmax) in enumerate(self.groups):
-                P = T - kmin + 1  # positions where some bank of the group has a window
-                win = padded[:, :P + kmax - 1].unfold(1, kmax, 1).transpose(2, 3)  # (B, P, kmax, E)
-                w = (self.bank_weight[s0:s1, :kmax] * self.bank_mask[s0:s1, :kmax])  # (n, kmax, E)
-                z = torch.relu(torch.addmm(self.bank_bias[s0:s1], win.reshape(B * P, kmax * E),
-                                           w.reshape(s1 - s0, kmax * E).t()))  # (B*P, n)
-                out.append((z.view(B, P, -1) * getattr(self, f"group_valid_{g}")).amax(dim=1))
-            return torch.cat(out, dim=1)  # (B, F)
+        if impl in ("fused", "grouped"):
+            return self._window_features(e, self.whole if impl == "fused" else self.groups)
         x = e.transpose(1, 2)  # (B, E, T)
         return torch.cat([torch.relu(F.conv1d(x, w, b)).amax(dim=2) for w, b in self.banks()], dim=1)
+
+    def _window_features(self, e: torch.Tensor, groups: list[tuple[int, int, int, int]]) -> torch.Tensor:
+        """Max-pooled features (B, F) from embeddings (B, T, E), one matmul per group.
+
+        A group of banks [s0, s1) with widths k_min..k_max multiplies windows of k_max at
+        the P = T - k_min + 1 positions where some bank of it has a window by its masked
+        (n, k_max·E) weights; positions past each bank's own valid length are zeroed
+        before the max-pool.
+        """
+        B, T, E = e.shape
+        padded = F.pad(e, (0, 0, 0, self.max_width - 1))  # (B, T+K-1, E)
+        out = []
+        for s0, s1, kmin, kmax in groups:
+            P = T - kmin + 1
+            win = padded[:, :P + kmax - 1].unfold(1, kmax, 1).transpose(2, 3)  # (B, P, kmax, E)
+            w = self.bank_weight[s0:s1, :kmax] * self.bank_mask[s0:s1, :kmax]  # (n, kmax, E)
+            z = torch.relu(torch.addmm(self.bank_bias[s0:s1], win.reshape(B * P, kmax * E),
+                                       w.reshape(s1 - s0, kmax * E).t()))  # (B*P, n)
+            out.append((z.view(B, P, -1) * self.valid[:P, s0:s1]).amax(dim=1))  # (B, n)
+        return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
     def forward(self, tokens: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 2): index 1 is 'real'.
