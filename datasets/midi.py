@@ -6,32 +6,72 @@ grid step is ``60 / tempo / steps_per_quarter`` seconds. Files are written with
 480 ticks per quarter note (a multiple of every usual grid), the vocabulary's time
 signature and one tempo, so pretty_midi, mido and music21 all read back the same notes
 and durations.
+
+MIDI stores the tempo as whole microseconds per quarter note in 1..16777215, so a tempo
+must lie in ``MIN_TEMPO``..``MAX_TEMPO`` (about 3.58 to 60,000,000 BPM); the file holds
+``int(60e6 / tempo)`` microseconds (within 0.01% up to 6,000 BPM). Files are written
+atomically with the same permissions as every other file the toolkit writes (0666 less
+the umask).
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
+import math
+import operator
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from seqgan.datasets.music import decode_notes
+from seqgan.datasets.music import MAX_STEPS_PER_QUARTER, decode_notes
 from seqgan.errors import UserError
 
-__all__ = ["tokens_to_midi", "export_samples", "piano_roll_png", "ticks_per_quarter"]
+__all__ = ["tokens_to_midi", "export_samples", "piano_roll_png", "ticks_per_quarter",
+           "MIN_TEMPO", "MAX_TEMPO"]
+
+MAX_US_PER_QUARTER = 0xFFFFFF  # a MIDI set_tempo event holds 24 bits of microseconds
+MIN_TEMPO = 60e6 / MAX_US_PER_QUARTER  # BPM at 16777215 µs per quarter note (~3.5763)
+MAX_TEMPO = 60e6  # BPM at 1 µs per quarter note
 
 
 def ticks_per_quarter(steps_per_quarter: int) -> int:
-    """480 when the grid divides it (1, 2, 3, 4, 6, 8, 12, 16, ...), else a multiple of the grid."""
-    return 480 if 480 % steps_per_quarter == 0 else 120 * steps_per_quarter
+    """480 when the grid divides it (1, 2, 3, 4, 6, 8, 12, 16, ...), else a multiple of the grid.
+
+    At most 120 * ``MAX_STEPS_PER_QUARTER`` = 11520, inside MIDI's 32767.
+    """
+    spq = _int_in("steps_per_quarter", steps_per_quarter, 1, MAX_STEPS_PER_QUARTER)
+    return 480 if 480 % spq == 0 else 120 * spq
+
+
+def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an int in ``lo..hi`` (numpy integers too, not bools or floats)."""
+    try:
+        v = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        v = None
+    if v is None or not lo <= v <= hi:
+        raise UserError(f"{name} must be an integer in {lo}..{hi} to export MIDI, got {value!r}")
+    return v
 
 
 def _grid(vocab: Any) -> tuple[int, str]:
     meta = getattr(vocab, "meta", {}) or {}
-    spq = int(meta.get("steps_per_quarter", 4))
+    spq = meta.get("steps_per_quarter", 4)
     ts = str(meta.get("time_signature") or "4/4")
     return spq, ts
+
+
+def check_tempo(tempo: Any) -> float:
+    """``tempo`` as a float, or a UserError when MIDI cannot store it."""
+    try:
+        bpm = float(tempo)
+    except (TypeError, ValueError):
+        bpm = math.nan
+    if isinstance(tempo, bool) or not MIN_TEMPO <= bpm <= MAX_TEMPO:  # also refuses nan
+        raise UserError(f"tempo must be between {math.ceil(MIN_TEMPO * 1e4) / 1e4} and "
+                        f"{MAX_TEMPO:.0f} BPM (MIDI stores 1..{MAX_US_PER_QUARTER} microseconds "
+                        f"per quarter note), got {tempo!r}")
+    return bpm
 
 
 def tokens_to_midi(vocab: Any, seq: Sequence[int] | torch.Tensor, tempo: float = 120,
@@ -39,37 +79,35 @@ def tokens_to_midi(vocab: Any, seq: Sequence[int] | torch.Tensor, tempo: float =
     """One sequence (T,) → ``pretty_midi.PrettyMIDI`` with one instrument (GM ``program``)."""
     import pretty_midi
 
-    if not 0 <= int(program) <= 127:
-        raise UserError(f"MIDI program {program} outside 0..127")
-    if tempo <= 0:
-        raise UserError(f"tempo must be positive, got {tempo}")
+    program = _int_in("MIDI program", program, 0, 127)
+    velocity = _int_in("MIDI velocity", velocity, 1, 127)
+    tempo = check_tempo(tempo)
     if torch.is_tensor(seq) and seq.dim() != 1:
         raise UserError(f"tokens_to_midi expects one sequence (T,), got shape {tuple(seq.shape)}")
     spq, ts = _grid(vocab)
-    pm = pretty_midi.PrettyMIDI(resolution=ticks_per_quarter(spq), initial_tempo=float(tempo))
+    resolution = ticks_per_quarter(spq)  # checks spq
+    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=tempo)
     num, _, den = ts.partition("/")
     try:
         pm.time_signature_changes.append(pretty_midi.TimeSignature(int(num), int(den), 0.0))
     except ValueError:
         pass
-    inst = pretty_midi.Instrument(program=int(program), name="melody")
-    step = 60.0 / float(tempo) / spq  # seconds per grid step
+    inst = pretty_midi.Instrument(program=program, name="melody")
+    step = 60.0 / tempo / spq  # seconds per grid step
     for start, n, pitch in decode_notes(vocab, seq):
-        inst.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch),
+        inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(pitch),
                                            start=start * step, end=(start + n) * step))
     pm.instruments.append(inst)
     return pm
 
 
 def _atomic_write_midi(pm: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pm.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through the run directory's atomic writer (temporary file, usual mode, replace)."""
+    from seqgan.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    pm.write(buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def export_samples(vocab: Any, tokens: torch.Tensor, out_dir: str | Path, tempo: float = 120,
@@ -77,6 +115,8 @@ def export_samples(vocab: Any, tokens: torch.Tensor, out_dir: str | Path, tempo:
     """Write one ``PREFIX_0000.mid`` per row of ``tokens`` (N, T); returns the paths."""
     if tokens.dim() != 2:
         raise UserError(f"export_samples expects tokens (N, T), got shape {tuple(tokens.shape)}")
+    check_tempo(tempo)  # bad arguments fail before the folder is made
+    _int_in("MIDI program", program, 0, 127)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     width = max(4, len(str(max(0, tokens.shape[0] - 1))))

@@ -37,14 +37,20 @@ The parsed grids are cached (safetensors + JSON metadata, never pickle) under
 Parsing, its worker processes and the cache are in :mod:`seqgan.datasets.music_parse`,
 key finding and transposition in :mod:`seqgan.datasets.keys`.
 
-Options (``DataConfig.options``; unknown keys are errors):
+Options (``DataConfig.options``; unknown keys are errors, and each value is checked by
+:func:`seqgan.datasets.options.check_options`: a wrong type or a value out of range is a
+:class:`UserError` naming the option; integers are JSON integers, booleans ``true`` or
+``false``, and ``null`` is allowed only where a default is null):
 
 ==================  ======================================================================
-steps_per_quarter   grid resolution, default 4 (a sixteenth note)
-window              window length T when neither ``seq_len`` nor ``DataConfig.seq_len`` is
-                    set; default 32 (two bars of 4/4)
-stride              steps between window starts, default = T (non-overlapping)
-min_notes           windows with fewer note onsets are dropped, default 1 (all-REST windows)
+steps_per_quarter   grid resolution, an integer in 1..96, default 4 (a sixteenth note);
+                    capped so that every grid exports to MIDI (at most 32767 ticks a quarter)
+window              window length T (an integer >= 2) when neither ``seq_len`` nor
+                    ``DataConfig.seq_len`` is set; default 32 (two bars of 4/4)
+stride              steps between window starts, an integer >= 1; default null = T
+                    (non-overlapping)
+min_notes           windows with fewer note onsets are dropped; an integer >= 1, default 1
+                    (drops the all-REST windows)
 transpose           ``"c"`` (default) each tune to C major / A minor; ``"none"``;
                     ``"augment"``: to C, plus transposed copies of every *training* tune
                     by -5..+6 semitones that stay inside the pitch range
@@ -52,17 +58,23 @@ key                 how a tune's key is found: ``"auto"`` (default: the declared
                     signature; for Essen, whose ``K:`` gives only the tonic, that tonic
                     with the mode estimated; the Krumhansl-Kessler estimate when nothing
                     is declared), ``"signature"``, ``"tonic"``, ``"estimate"``
-pitch_range         ``[lo, hi]`` MIDI pitches of the vocabulary; notes outside are moved by
-                    octaves into it. Default: the data's range.
-max_tunes           parse only a fixed, representative subset of this many tunes
-                    (a seeded sample independent of the run's seed, so it caches)
-test_fraction       share of *tunes* held out as ``Corpus.test``, default 0.05
-instrument          MIDI instrument / MusicXML part, see above
-cache               default True; files go to ``cache_dir/music/`` (default
-                    ``$SEQGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqgan`` or ``~/.cache/seqgan``)
-workers             parsing processes (default: up to 8 for 400+ tunes, else 1); they are
-                    child Pythons exchanging JSON lines, nothing is pickled
-progress            show a progress bar on long loads (default True; only on a terminal)
+pitch_range         ``[lo, hi]`` MIDI pitches (0..127, at least an octave: hi - lo >= 11)
+                    of the vocabulary; notes outside are moved by octaves into it.
+                    Default null: the data's range.
+max_tunes           parse only a fixed, representative subset of this many tunes, an
+                    integer >= 1 (a seeded sample independent of the run's seed, so it
+                    caches); default null: all
+test_fraction       share of *tunes* held out as ``Corpus.test``, in [0, 1), default 0.05
+instrument          MIDI instrument (an index >= 0 or a name) / MusicXML part (a name),
+                    see above; an error for sources of ABC tunes only (``.abc`` files,
+                    ``music21:essen``, ``music21:oneills``), which have one melody a tune
+cache               ``true`` (default) or ``false``; files go to ``cache_dir/music/``
+                    (default ``$SEQGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqgan`` or
+                    ``~/.cache/seqgan``)
+workers             parsing processes, an integer in 1..256 (default: up to 8 for 400+
+                    tunes, else 1); they are child Pythons exchanging JSON lines, nothing is
+                    pickled
+progress            show a progress bar on long loads (default ``true``; only on a terminal)
 ==================  ======================================================================
 """
 from __future__ import annotations
@@ -76,8 +88,8 @@ import numpy as np
 
 from seqgan.datasets.keys import _fold_into, _transpose, key_shifts
 # also re-exported: the names this module had before parsing moved out
-from seqgan.datasets.music_parse import (G_HOLD, G_REST, OPTIONS, TuneSet, _options,  # noqa: F401
-                                         default_cache_dir, parse_tunes)
+from seqgan.datasets.music_parse import (  # noqa: F401
+    G_HOLD, G_REST, MAX_STEPS_PER_QUARTER, OPTIONS, TuneSet, _options, default_cache_dir, parse_tunes)
 from seqgan.errors import UserError
 
 # torch and the package's types are imported where they are used, so that importing this
@@ -167,7 +179,7 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
 
     opts = _options(getattr(cfg, "options", None))
     T = int(seq_len or getattr(cfg, "seq_len", None) or opts["window"])
-    stride = int(opts["stride"] or T)
+    stride = opts["stride"] or T
     if T < 2 or stride < 1:
         raise UserError(f"window length {T} / stride {stride}: need T >= 2 and stride >= 1")
     tunes, parse_info = parse_tunes(source, arg, opts)
@@ -182,10 +194,8 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
     grids = list(tunes.grids)
     if opts["transpose"] in ("c", "augment"):
         grids = [_transpose(g, k) for g, k in zip(grids, key_shifts(grids, tunes.meta, key_mode))]
-    if opts["pitch_range"] is not None:
-        lo, hi = (int(x) for x in opts["pitch_range"])
-        if hi - lo < 11:
-            raise UserError(f"option pitch_range [{lo}, {hi}] must span at least an octave")
+    if opts["pitch_range"] is not None:  # checked by _options: 0 <= lo, lo + 11 <= hi <= 127
+        lo, hi = opts["pitch_range"]
         grids = [_fold_into(g, lo, hi) for g in grids]
     else:
         lo = min(int(g[g >= 0].min()) for g in grids)
@@ -193,12 +203,12 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
 
     # split by tune, deterministic from the seed
     n = len(grids)
-    frac = float(opts["test_fraction"])
+    frac = opts["test_fraction"]
     n_test = min(n - 1, max(1, round(frac * n))) if frac > 0 and n >= 2 else 0
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     test_ids, train_ids = sorted(perm[:n_test]), sorted(perm[n_test:])
 
-    min_notes = int(opts["min_notes"])
+    min_notes = opts["min_notes"]
     train_parts = [windows(grids[i], lo, T, stride, min_notes) for i in train_ids]
     if opts["transpose"] == "augment":
         for i in train_ids:

@@ -62,6 +62,10 @@ OPTIONS = {
 }
 TRANSPOSE = ("c", "none", "augment")
 KEY_MODES = ("auto", "signature", "tonic", "estimate")
+# a MIDI file has at most 32767 ticks per quarter note; seqgan.datasets.midi writes 480 or
+# 120 * steps_per_quarter of them, so every grid up to this one can be exported (96 = 480 / 5)
+MAX_STEPS_PER_QUARTER = 96
+MAX_WORKERS = 256
 
 
 # ---------------------------------------------------------------------------------------
@@ -525,25 +529,35 @@ def _load_tuneset(path: Path) -> TuneSet | None:
         return None
 
 
+def _option_checks() -> dict[str, Any]:
+    """One check per option of ``OPTIONS`` (built on demand: workers never import options)."""
+    from seqgan.datasets.options import boolean, choice, either, int_pair, integer, number, string
+
+    return {
+        "steps_per_quarter": integer(1, MAX_STEPS_PER_QUARTER), "window": integer(2),
+        "stride": integer(1, null=True), "min_notes": integer(1), "transpose": choice(TRANSPOSE),
+        "key": choice(KEY_MODES), "max_tunes": integer(1, null=True),
+        "pitch_range": int_pair(0, 127, min_span=11, what="MIDI pitches", null=True),
+        "test_fraction": number(0, 1, hi_open=True),
+        "instrument": either(integer(0), string(), null=True), "cache": boolean(),
+        "cache_dir": string(null=True), "workers": integer(1, MAX_WORKERS, null=True),
+        "progress": boolean(),
+    }
+
+
 def _options(options: dict[str, Any] | None) -> dict[str, Any]:
     """``DataConfig.options`` checked and merged with ``OPTIONS`` (documented in music.py)."""
-    opts = dict(options or {})
-    unknown = sorted(set(opts) - set(OPTIONS))
-    if unknown:
-        raise UserError(f"unknown music data option(s) {', '.join(unknown)}; "
-                        f"valid: {', '.join(OPTIONS)}")
-    merged = {**OPTIONS, **opts}
-    if merged["transpose"] not in TRANSPOSE:
-        raise UserError(f"option transpose={merged['transpose']!r}; valid: {', '.join(TRANSPOSE)}")
-    if merged["key"] not in KEY_MODES:
-        raise UserError(f"option key={merged['key']!r}; valid: {', '.join(KEY_MODES)}")
-    if int(merged["steps_per_quarter"]) < 1:
-        raise UserError("option steps_per_quarter must be at least 1")
-    if merged["max_tunes"] is not None and int(merged["max_tunes"]) < 1:
-        raise UserError("option max_tunes must be at least 1")
-    if not 0 <= float(merged["test_fraction"]) < 1:
-        raise UserError("option test_fraction must be in [0, 1)")
-    return merged
+    from seqgan.datasets.options import check_options
+
+    return check_options("music", options, OPTIONS, _option_checks())
+
+
+def _check_instrument(instrument: Any, items: list, source: str, arg: str) -> None:
+    """``instrument`` picks a MIDI instrument or MusicXML part: refuse it for ABC-only sources."""
+    if instrument is not None and not any(kind in ("midi", "xml") for kind, _, _ in items):
+        where = f"music21:{arg or 'essen'}" if source == "music21" else repr(arg)
+        raise UserError(f"option instrument={instrument!r} picks a MIDI instrument or MusicXML "
+                        f"part, but {where} has only ABC tunes (one melody each); remove it")
 
 
 def parse_tunes(source: str, arg: str, options: dict[str, Any] | None = None) -> tuple[TuneSet, dict]:
@@ -553,14 +567,15 @@ def parse_tunes(source: str, arg: str, options: dict[str, Any] | None = None) ->
     :class:`UserError` when the source yields no melody at all.
     """
     opts = _options(options)
-    spq = int(opts["steps_per_quarter"])
+    spq = opts["steps_per_quarter"]
     items, content_id = _source_items(source, arg)
+    _check_instrument(opts["instrument"], items, source, arg)
     n_all = len(items)
     max_tunes = opts["max_tunes"]
-    if max_tunes is not None and int(max_tunes) < n_all:
+    if max_tunes is not None and max_tunes < n_all:
         # a fixed sample (independent of the run's seed) so that it is cacheable and
         # representative: Essen's files are grouped by region
-        keep = sorted(random.Random(12345).sample(range(n_all), int(max_tunes)))
+        keep = sorted(random.Random(12345).sample(range(n_all), max_tunes))
         items = [items[i] for i in keep]
     key_obj = {"v": PARSER_VERSION, "source": source, "arg": arg, "content": content_id,
                "spq": spq, "max_tunes": max_tunes, "instrument": opts["instrument"]}
@@ -578,7 +593,7 @@ def parse_tunes(source: str, arg: str, options: dict[str, Any] | None = None) ->
         workers = min(8, os.cpu_count() or 1) if len(items) >= 400 else 1
     t0 = time.perf_counter()
     desc = f"parsing {source}:{arg or 'essen'}"
-    results = _run_items(items, spq, opts["instrument"], int(workers), bool(opts["progress"]), desc)
+    results = _run_items(items, spq, opts["instrument"], workers, opts["progress"], desc)
     grids, meta, skipped = [], [], []
     for name, grid, m, err in results:
         if err is not None:
@@ -596,7 +611,7 @@ def parse_tunes(source: str, arg: str, options: dict[str, Any] | None = None) ->
                         f"failed{first}")
     tunes = TuneSet(grids, meta, skipped, spq, f"{source}:{arg}")
     info = {"cached": False, "parse_seconds": round(seconds, 3),
-            "seconds_per_tune": round(seconds / max(1, len(items)), 5), "workers": int(workers)}
+            "seconds_per_tune": round(seconds / max(1, len(items)), 5), "workers": workers}
     if cache_file is not None:
         try:
             _save_tuneset(cache_file, tunes)

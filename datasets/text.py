@@ -10,13 +10,19 @@ Options (``DataConfig.options``; unknown keys are errors):
                                   ``treebank`` is the closest: on image_coco/train.txt
                                   4,685 words, at most 37 a caption, T = 38
                                   (``whitespace``: 6,094 words, 35, T = 36).
-``lowercase``       False         lower-case every line before tokenising
-``min_freq``        1             words seen fewer times become UNK
-``max_vocab``       None          keep at most this many words (specials not counted)
+``lowercase``       false         ``true``: lower-case every line before tokenising
+                                  (only ``true`` or ``false``)
+``min_freq``        1             words seen fewer times become UNK (an integer >= 1)
+``max_vocab``       null          keep at most this many words, specials not counted
+                                  (an integer >= 1, or null: no limit)
 ``len_percentile``  100           without a given length, T = (this percentile of the
-                                  sentence lengths in words) + 1 for EOS ...
-``max_len``         48            ... but at most this
+                                  sentence lengths in words) + 1 for EOS ... (a number
+                                  in (0, 100])
+``max_len``         48            ... but at most this (an integer >= 2)
 ==================  ============  ===================================================
+
+Values are checked by :func:`seqgan.datasets.options.check_options`: a wrong type or a
+value out of range is a :class:`UserError` naming the option.
 
 The sequence length T is ``seq_len`` (argument) or ``DataConfig.seq_len`` when given, else
 chosen from the data as above. The vocabulary is PAD=0, BOS=1, EOS=2, UNK=3, then the words
@@ -40,6 +46,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from seqgan.datasets import Corpus
+from seqgan.datasets.options import boolean, check_options, choice, integer, number
 from seqgan.datasets.vocab import Vocabulary
 from seqgan.errors import UserError
 
@@ -100,13 +107,15 @@ TOKENIZERS: dict[str, Callable[[], tuple[Callable, Callable]]] = {
 }
 
 
+def _get_tokenizer(name: Any) -> tuple[Callable[[str], list[str]], Callable[[list[str]], str]]:
+    if not isinstance(name, str) or name not in TOKENIZERS:  # a list is not even hashable
+        raise UserError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}")
+    return _build_tokenizer(name)
+
+
 @lru_cache(maxsize=None)
-def _get_tokenizer(name: str) -> tuple[Callable[[str], list[str]], Callable[[list[str]], str]]:
-    try:
-        factory = TOKENIZERS[name]
-    except KeyError:
-        raise UserError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}") from None
-    return factory()
+def _build_tokenizer(name: str) -> tuple[Callable[[str], list[str]], Callable[[list[str]], str]]:
+    return TOKENIZERS[name]()
 
 
 def tokenize(line: str, vocab_meta: Mapping[str, Any] | Vocabulary) -> list[str]:
@@ -224,23 +233,19 @@ def format_lines(vocab: Vocabulary, tokens: torch.Tensor) -> list[str]:
 # --------------------------------------------------------------------------------------
 # the data source
 # --------------------------------------------------------------------------------------
+OPTION_CHECKS = {
+    "tokenizer": choice(TOKENIZERS),
+    "lowercase": boolean(),
+    "min_freq": integer(1),
+    "max_vocab": integer(1, null=True),
+    "len_percentile": number(0, 100, lo_open=True),
+    "max_len": integer(2),
+}
+
+
 def _options(cfg: Any) -> dict[str, Any]:
-    given = dict(getattr(cfg, "options", None) or {})
-    unknown = sorted(set(given) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise UserError(f"text data: unknown option(s) {', '.join(unknown)}; "
-                        f"valid: {', '.join(DEFAULT_OPTIONS)}")
-    opts = {**DEFAULT_OPTIONS, **given}
-    _get_tokenizer(opts["tokenizer"])  # validates the name
-    if not isinstance(opts["min_freq"], int) or opts["min_freq"] < 1:
-        raise UserError(f"text option min_freq must be an integer >= 1, got {opts['min_freq']!r}")
-    if opts["max_vocab"] is not None and (not isinstance(opts["max_vocab"], int) or opts["max_vocab"] < 1):
-        raise UserError(f"text option max_vocab must be an integer >= 1 or null, got {opts['max_vocab']!r}")
-    if not 0 < float(opts["len_percentile"]) <= 100:
-        raise UserError(f"text option len_percentile must be in (0, 100], got {opts['len_percentile']!r}")
-    if not isinstance(opts["max_len"], int) or opts["max_len"] < 2:
-        raise UserError(f"text option max_len must be an integer >= 2, got {opts['max_len']!r}")
-    return opts
+    """``cfg.options`` merged over ``DEFAULT_OPTIONS``, each value checked (see the table above)."""
+    return check_options("text", getattr(cfg, "options", None), DEFAULT_OPTIONS, OPTION_CHECKS)
 
 
 def choose_seq_len(lengths: Sequence[int], percentile: float, max_len: int) -> int:
@@ -257,7 +262,7 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
     file's order.
     """
     opts = _options(cfg)
-    meta = {"tokenizer": opts["tokenizer"], "lowercase": bool(opts["lowercase"]),
+    meta = {"tokenizer": opts["tokenizer"], "lowercase": opts["lowercase"],
             "min_freq": opts["min_freq"], "max_vocab": opts["max_vocab"]}
     lines, stats = _read_lines(arg)
     sents = [tokenize(s, meta) for s in lines]
