@@ -10,6 +10,11 @@ FloatTensor (B,)`` with values in [0, 1], computed on the tokens' device. It is 
 3. ``module:function`` — imported only when the user allows it (given on the command
    line), never because a run directory says so.
 
+An objective whose value depends on the rest of its batch (ORGAN's min-max rescaled
+ones) sets ``fn.batch_relative = True`` and takes a keyword ``group_size``: the trainer
+then scores the Monte Carlo completions as consecutive groups of that many rows, each
+group one batch, so the reward does not depend on how scoring is chunked.
+
 A plain per-sequence Python function ``f(ids: list[int], vocab) -> float`` becomes an
 objective through :func:`per_sequence` (slower: it runs on the CPU, one sequence at a time).
 """
@@ -21,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from seqgan.errors import UserError
+from seqgan.errors import UserError, one_line
 
 Objective = Callable[[torch.Tensor, Any], torch.Tensor]
 OBJECTIVES: dict[str, Objective] = {}
@@ -72,12 +77,11 @@ def get_objective(name: str, allow_import: bool = False) -> Objective:
             raise UserError(f"objective {name!r} is a plug-in given as module:function; it is "
                             f"imported only when you pass --objective {name} yourself")
         module, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError:
-            raise UserError(f"objective {name!r}: cannot import module {module!r}") from None
-        except AttributeError:
-            raise UserError(f"objective {name!r}: module {module!r} has no {attr!r}") from None
+        if not module or not attr:
+            raise UserError(f"objective {name!r}: expected module:function, e.g. mypkg.objectives:syncopation")
+        fn = getattr(_import_plugin(name, module), attr, None)
+        if fn is None:
+            raise UserError(f"objective {name!r}: module {module!r} has no {attr!r}")
         if not callable(fn):
             raise UserError(f"objective {name!r} is not callable")
         return fn
@@ -86,9 +90,28 @@ def get_objective(name: str, allow_import: bool = False) -> Objective:
         return OBJECTIVES[name]
     plugins = _plugins()
     if name in plugins:
-        return plugins[name].load()
+        try:
+            return plugins[name].load()
+        except Exception as e:
+            raise UserError(f"objective {name!r}: loading plug-in {plugins[name].value!r} failed: "
+                            f"{type(e).__name__}: {one_line(e)}") from None
     raise UserError(f"unknown objective {name!r}; available: {', '.join(available_objectives())} "
                     f"(or module:function)")
+
+
+def _import_plugin(name: str, module: str) -> Any:
+    """Import a ``module:function`` objective's module; every failure is one line."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and e.name != module and not module.startswith(e.name + "."):
+            raise UserError(f"objective {name!r}: module {module!r} needs {e.name!r}, which is not "
+                            f"installed") from None
+        raise UserError(f"objective {name!r}: cannot import module {module!r} (is it installed or "
+                        f"on PYTHONPATH?)") from None
+    except Exception as e:  # SyntaxError, an ImportError or any error raised at import time
+        raise UserError(f"objective {name!r}: importing {module!r} failed: {type(e).__name__}: "
+                        f"{one_line(e)}") from None
 
 
 def per_sequence(fn: Callable[[list[int], Any], float]) -> Objective:

@@ -81,6 +81,9 @@ def pitch_lut(vocab: Any, device: torch.device | str) -> tuple[torch.Tensor, int
     The extra last entry (-1) is where out-of-range ids are sent. Cached per vocabulary
     object and device (the cache entry dies with the vocabulary).
     """
+    kind = getattr(vocab, "kind", None)
+    if kind not in (None, "music"):
+        raise UserError(f"music objectives and metrics need a music run; this run's data is {kind}")
     device = torch.device(device)
     key = id(vocab)
     entry = _LUT_CACHE.get(key)
@@ -128,14 +131,22 @@ def intervals(tokens: torch.Tensor, vocab: Any, rest_breaks: bool = False
     return d, valid
 
 
-def minmax_rescale(values: torch.Tensor) -> torch.Tensor:
+def minmax_rescale(values: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
     """ORGAN's ``remap``: ``(x - min) / (max - min)`` over the batch; all 0 when
-    ``max == min`` or ``max == 0``. The result depends on the batch it is given."""
-    lo, hi = values.min(), values.max()
+    ``max == min`` or ``max == 0``. The result depends on the batch it is given.
+
+    ``group_size`` G: rescale each run of G consecutive values (one generator batch, or one
+    (prefix, rollout) group of the Monte Carlo completions) on its own; default: all.
+    """
+    G = group_size or values.shape[0]
+    if G <= 0 or values.shape[0] % G:
+        raise ValueError(f"{values.shape[0]} values do not split into groups of {group_size}")
+    v = values.reshape(-1, G)  # (groups, G)
+    lo, hi = v.min(dim=1, keepdim=True).values, v.max(dim=1, keepdim=True).values
     span = hi - lo
     ok = (span > 0) & (hi != 0)
-    return torch.where(ok, (values - lo) / torch.where(ok, span, torch.ones_like(span)),
-                       torch.zeros_like(values))
+    out = torch.where(ok, (v - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(v))
+    return out.reshape(values.shape)
 
 
 def _fraction(tokens: torch.Tensor, vocab: Any, semitones: tuple[int, ...], both: bool,
@@ -166,9 +177,11 @@ def make_objective(name: str, both_directions: bool | None = None, rescale: bool
     if not ascending:
         both = True
 
-    def objective(tokens: torch.Tensor, vocab: Any) -> torch.Tensor:
+    def objective(tokens: torch.Tensor, vocab: Any, group_size: int | None = None) -> torch.Tensor:
         v = _fraction(tokens, vocab, semitones, both, rest_breaks)
-        return minmax_rescale(v) if rescale else v
+        return minmax_rescale(v, group_size) if rescale else v
+
+    objective.batch_relative = rescale  # type: ignore[attr-defined]  # value depends on the batch
 
     suffix = ("_both" if both and ascending else "") + ("_rescaled" if rescale else "")
     objective.__name__ = name + suffix

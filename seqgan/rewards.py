@@ -62,9 +62,14 @@ class RewardFn:
         self.scorer, self.objective, self.name = scorer, objective, objective_name
         self.vocab, self.duplicate_penalty = vocab, duplicate_penalty
 
-    def objective_values(self, tokens: torch.Tensor) -> torch.Tensor:
+    def objective_values(self, tokens: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
+        """O (M,) validated; a batch-relative objective (``batch_relative = True``, e.g. ORGAN's
+        min-max rescaled ones) is given ``group_size`` so it treats each group as its batch."""
         try:
-            out = self.objective(tokens, self.vocab)
+            if getattr(self.objective, "batch_relative", False):
+                out = self.objective(tokens, self.vocab, group_size=group_size)
+            else:
+                out = self.objective(tokens, self.vocab)
         except UserError:
             raise
         except Exception as e:
@@ -79,7 +84,7 @@ class RewardFn:
         if self.lambda_ > 0:
             r = r + self.lambda_ * self.scorer(tokens).float()
         if self.lambda_ < 1:
-            o = self.objective_values(tokens)
+            o = self.objective_values(tokens, group_size)
             if self.duplicate_penalty:
                 o = o * duplicate_weights(tokens, group_size)
             r = r + (1.0 - self.lambda_) * o

@@ -187,3 +187,60 @@ def test_cuda_equals_cpu():
         assert torch.equal(cpu, gpu.cpu()), name
     fn = make_objective("ratio_of_steps", rest_breaks=True)
     assert torch.equal(fn(x, VOCAB), fn(x.cuda(), VOCAB).cpu())
+
+
+def test_minmax_rescale_per_group():
+    v = torch.tensor([1.0, 0.2, 0.6, 0.0, 0.5, 0.5])
+    assert minmax_rescale(v, 3).tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0, 1.0, 1.0])
+    assert minmax_rescale(v).tolist() == pytest.approx([1.0, 0.2, 0.6, 0.0, 0.5, 0.5])
+    with pytest.raises(ValueError):
+        minmax_rescale(v, 4)
+
+
+def test_rescaled_objective_rewards_do_not_depend_on_the_scoring_chunk():
+    from seqgan.config import GeneratorConfig
+    from seqgan.generator import Generator
+    from seqgan.rewards import RewardFn
+    from seqgan.rollout import RolloutPolicy
+
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(vocab_size=len(VOCAB), emb_dim=8, hidden_dim=8, seq_len=8, start_token=1))
+    policy = RolloutPolicy(g)
+    seqs = g.sample(4)
+    fn = RewardFn(None, 0.0, get_objective("ratio_of_steps_rescaled"), "ratio_of_steps_rescaled", VOCAB)
+    qs = []
+    for chunk in (4, 4 * 28):  # one (prefix, rollout) group per chunk vs all of them at once
+        torch.manual_seed(1)
+        qs.append(policy.rewards(seqs, fn, 4, chunk=chunk))
+    assert torch.equal(qs[0], qs[1])
+    # each group is rescaled on its own: the last column is R(Y) over the batch of 4
+    raw = ratio_of_steps(seqs, VOCAB)
+    assert qs[0][:, -1].tolist() == pytest.approx(minmax_rescale(raw).tolist())
+
+
+def test_music_objectives_refuse_other_kinds_of_data():
+    text = Vocabulary(tokens=["<pad>", "<bos>", "<eos>", "<unk>", "A4", "C5"], kind="text", pad=0, bos=1,
+                      eos=2, unk=3)
+    with pytest.raises(UserError, match="need a music run; this run's data is text"):
+        tonality(torch.tensor([[4, 5, 4]]), text)
+
+
+@pytest.mark.parametrize("source,name,words", [
+    ("def f(:\n", "synt_mod_x:f", "SyntaxError"),
+    ("import no_such_dependency_q\n", "dep_mod_x:f", "needs 'no_such_dependency_q'"),
+    ("raise RuntimeError('boom at import')\n", "boom_mod_x:f", "RuntimeError: boom at import"),
+    ("from os import no_such_name_z\n", "imperr_mod_x:f", "ImportError"),
+    ("f = 3\n", "notcall_mod_x:f", "not callable"),
+    ("", "empty_mod_x:g", "has no 'g'"),
+])
+def test_plugin_import_failures_are_one_line(tmp_path, monkeypatch, source, name, words):
+    (tmp_path / f"{name.split(':')[0]}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=words):
+        get_objective(name, allow_import=True)
+
+
+@pytest.mark.parametrize("name", [":f", "mod:", ":"])
+def test_plugin_name_needs_both_parts(name):
+    with pytest.raises(UserError, match="expected module:function"):
+        get_objective(name, allow_import=True)
