@@ -17,6 +17,10 @@ from seqgan.config import DISCRIMINATOR_IMPLS
 from seqgan.errors import UserError, one_line
 
 DEFAULT_MAIN_DATA = "music21:essen"
+KIND_WORDS = {"ids": "token ids (oracle data)", "text": "text", "music": "music"}
+# data options that decide the sequence length T, by source
+LENGTH_OPTIONS = {"text": ("max_len", "len_percentile"), **{src: ("window",) for src in (
+    "music21", "abc", "music-folder", "music-file")}}
 DEFAULT_MAIN_RUN = "runs/folk"
 
 
@@ -57,8 +61,28 @@ def _parse_kv(items: tuple[str, ...]) -> dict:
 
 def _positive(name: str, value, allow_zero: bool = False):
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise UserError(f"--{name} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
+        flag = f"-{name}" if len(name) == 1 else f"--{name}"
+        raise UserError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
     return value
+
+
+def _seed(seed):
+    from seqgan.config import check_seed
+
+    return seed if seed is None else check_seed(seed)
+
+
+def _same_data(a: str, b: str) -> bool:
+    """Two data specs name the same data (``x.txt`` and ``./x.txt`` do)."""
+    if a == b:
+        return True
+    from seqgan.datasets import resolve_spec
+
+    try:
+        (sa, pa), (sb, pb) = resolve_spec(a), resolve_spec(b)
+    except UserError:
+        return False
+    return sa == sb and bool(pa) and bool(pb) and Path(pa).resolve() == Path(pb).resolve()
 
 
 def _trainer(run, device, allow_import=False):
@@ -84,7 +108,8 @@ def pretrain_options(f):
     opts = [
         click.option("--preset", default=None, help="Named settings: seqgan-oracle, quick, text, "
                      "folk, organ-music, ... [default: chosen from the data]"),
-        click.option("--epochs", type=int, default=None, help="MLE epochs (overrides the preset)."),
+        click.option("--epochs", type=int, default=None, help="MLE epochs in total [default: the "
+                     "preset's; 120 in seqgan-oracle]; on an existing run, more continues MLE."),
         click.option("--seed", type=int, default=None, help="Random seed [default: 0]."),
         click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
         click.option("--test", "test_file", default=None, help="Held-out file for NLL-test / BLEU references."),
@@ -94,7 +119,8 @@ def pretrain_options(f):
         click.option("--eval-every", type=int, default=None, help="Evaluate every K epochs."),
         click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
                      help="Source option, e.g. tokenizer=treebank, lowercase=true, max_vocab=5000, "
-                          "max_tunes=500, transpose=none (repeatable)."),
+                          "max_len=40, len_percentile=99, max_tunes=500, window=32, transpose=none "
+                          "(repeatable; see the README's data specs)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -115,8 +141,9 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
         raise UserError(f"--seq-len must be at least 2; got {seq_len}")
     _positive("batch-size", batch_size)
     _positive("eval-every", eval_every)
-    if lr is not None and not lr > 0:
-        raise UserError(f"--lr must be > 0; got {lr}")
+    if lr is not None and not 0 < lr < float("inf"):
+        raise UserError(f"--lr must be a finite number > 0; got {lr}")
+    _seed(seed)
     if test_file is not None and not Path(test_file).is_file():
         raise UserError(f"--test {test_file!r}: no such file")
     if test_file is not None and source != "text":
@@ -130,10 +157,42 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
     if preset_source != source:  # the preset's source options belong to another kind of data
         cfg.data.options = {}
     cfg.data = override(cfg.data, spec=data, test_spec=test_file, seq_len=seq_len)
-    cfg.data.options = {**cfg.data.options, **_parse_kv(data_options)}
+    given = _parse_kv(data_options)
+    cfg.data.options = {**cfg.data.options, **given}
+    # options that set the length win over the preset's T (but never over --seq-len)
+    length_opts = sorted(k for k in given if k in LENGTH_OPTIONS.get(source, ()))
+    if length_opts and seq_len is not None:
+        raise UserError(f"--seq-len and --data-option {length_opts[0]} both set the sequence length; "
+                        f"give one of them")
+    if length_opts:
+        w = given.get("window")
+        cfg.data.seq_len = w if source != "text" and isinstance(w, int) and not isinstance(w, bool) \
+            else None  # text: T from max_len / len_percentile; a bad window fails in the loader
     cfg.train = override(cfg.train, mle_epochs=epochs, seed=seed, batch_size=batch_size,
                          mle_lr=lr, eval_every=eval_every)
     return cfg
+
+
+def _check_resume_options(run, preset=None, epochs=None, seed=None, test_file=None, seq_len=None,
+                          batch_size=None, lr=None, eval_every=None, data_options=()) -> None:
+    """Options that only shape a new run must agree with the run being resumed.
+
+    They are stored in its config.json when it is created; silently ignoring a different
+    value would let a user believe it took effect.
+    """
+    cfg = run.config
+    given = {"--preset": (preset, cfg.preset), "--seed": (seed, cfg.train.seed),
+             "--seq-len": (seq_len, cfg.data.seq_len), "--batch-size": (batch_size, cfg.train.batch_size),
+             "--lr": (lr, cfg.train.mle_lr), "--eval-every": (eval_every, cfg.train.eval_every)}
+    if test_file is not None and not (cfg.data.test_spec and _same_data(test_file, cfg.data.test_spec)):
+        given["--test"] = (test_file, cfg.data.test_spec)
+    for key, value in _parse_kv(data_options).items():
+        given[f"--data-option {key}"] = (value, cfg.data.options.get(key))
+    differ = [f"{k} {v!r} (the run has {old!r})" for k, (v, old) in given.items()
+              if v is not None and v != old]
+    if differ:
+        raise UserError(f"{run.path} is an existing run and these options only apply when a run is "
+                        f"created: {'; '.join(differ)}; omit them to resume it, or choose a new --out")
 
 
 def create_or_open(out: str, data: str | None, **kw):
@@ -145,15 +204,10 @@ def create_or_open(out: str, data: str | None, **kw):
     path = Path(out)
     if path.exists():
         run = Run(path)
-        if data is not None and data != run.config.data.spec:
+        if data is not None and not _same_data(data, run.config.data.spec):
             raise UserError(f"{out} holds a run on data {run.config.data.spec!r}, not {data!r}; "
                             f"choose another --out or omit --data to resume it")
-        changed = False
-        if kw.get("epochs") is not None and kw["epochs"] != run.config.train.mle_epochs:
-            run.config.train = override(run.config.train, mle_epochs=kw["epochs"])
-            changed = True
-        if changed:
-            run.save_config()
+        _check_resume_options(run, **kw)
         click.echo(f"resuming {out}", err=True)
         return run
     if data is None:
@@ -183,10 +237,14 @@ def pretrain(data, out, preset, epochs, seed, device, test_file, seq_len, batch_
     from seqgan.train import resolve_device
 
     resolve_device(device)  # a bad --device fails before a run directory is created
+    _positive("epochs", epochs, allow_zero=True)
+    resumed = Path(out).exists()
     run = create_or_open(out, data, preset=preset, epochs=epochs, seed=seed, test_file=test_file,
                          seq_len=seq_len, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          data_options=data_options)
     trainer = _trainer(run, device)
+    if resumed and epochs is not None:
+        trainer.set_mle_epochs(epochs)
     trainer.pretrain_mle()
     click.echo(f"pretrained {out}: {trainer.state['mle_epoch']} MLE epochs "
                f"({trainer.state['seconds']:.1f} s)")
@@ -220,12 +278,22 @@ def apply_train_options(run, **kw) -> None:
                   duplicate_penalty=kw.get("duplicate_penalty"),
                   reward_baseline=kw.get("reward_baseline"),
                   checkpoint_every=kw.get("checkpoint_every"), d_samples=kw.get("d_samples"))
+    if kw.get("epochs") is not None:
+        ck = run.load_checkpoint(warn=lambda _m: None)
+        done = ck[0].get("adv_epoch", 0) if ck else 0
+        if kw["epochs"] < done:
+            raise UserError(f"{run.path} has already trained {done} adversarial epochs; --epochs is "
+                            f"the total, so pass at least {done}")
     if tc.lambda_ < 1 and tc.baseline == "seqgan":
         from seqgan.objectives import get_objective
+        from seqgan.rewards import RewardFn
 
         if not tc.objective:
             raise UserError("λ < 1 needs an objective: pass --objective NAME")
-        get_objective(tc.objective, allow_import=kw.get("objective") == tc.objective)
+        fn = get_objective(tc.objective, allow_import=kw.get("objective") == tc.objective)
+        # try it on real sequences now, not after minutes of discriminator pretraining
+        probe = run.data()["train"][:64].long()
+        RewardFn(None, 0.0, fn, tc.objective, run.vocab).objective_values(probe, len(probe))
     run.config.train = tc
     run.config.discriminator = override(run.config.discriminator, batch_size=kw.get("d_batch_size"),
                                         impl=kw.get("d_impl"), compile=kw.get("d_compile"))
@@ -234,7 +302,8 @@ def apply_train_options(run, **kw) -> None:
 
 def train_options(f):
     opts = [
-        click.option("--epochs", type=int, default=None, help="Adversarial epochs in total [default: 200]."),
+        click.option("--epochs", type=int, default=None, help="Adversarial epochs in total "
+                     "[default: the run's preset; 200 in seqgan-oracle]."),
         click.option("--rollout-num", type=int, default=None, help="Monte Carlo rollouts N [16]."),
         click.option("--update-rate", type=float, default=None, help="Rollout policy delay ρ [0.8]; 0 = "
                      "what SeqGAN's code actually did."),
@@ -336,17 +405,19 @@ def draw_samples(run, n: int, temperature: float, seed: int, which: str, device)
 @main.command()
 @click.argument("run_dir", metavar="RUN")
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Number of samples.")
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="Softmax temperature: below 1 more likely tokens, above 1 more varied ones.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (same seed, same samples).")
 @click.option("--out", default=None, help="Write the samples to FILE instead of printing them.")
 @click.option("--mle", is_flag=True, help="Sample the generator as MLE pretraining left it.")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available].")
 @friendly
 def sample(run_dir, n, temperature, seed, out, mle, device):
     """Sample sequences from RUN's generator: decoded text, note names, or token ids."""
     from seqgan.checkpoint import Run, atomic_write_bytes
     from seqgan.datasets import format_samples
 
+    _seed(seed)
     run = Run(run_dir)
     lines = format_samples(run.vocab, draw_samples(run, n, temperature, seed,
                                                    "mle" if mle else "latest", device).cpu())
@@ -385,10 +456,15 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
 
     from seqgan.checkpoint import Run
 
-    if not tempo > 0:
-        raise UserError(f"--tempo must be > 0; got {tempo}")
+    from seqgan.datasets.midi import check_tempo
+
+    try:
+        check_tempo(tempo)
+    except UserError as e:
+        raise UserError(f"--{e}") from None
     if not 0 <= program <= 127:
         raise UserError(f"--program must be in 0..127; got {program}")
+    _seed(seed)
     src = Path(source)
     if src.is_dir():
         run = Run(src)
@@ -412,12 +488,11 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
     else:
         raise UserError(f"{source}: no such run or samples file")
     if run.vocab.kind != "music":
-        raise UserError(f"{run.path} is a {run.vocab.kind} run; export-midi needs a music run")
+        raise UserError(f"{run.path} holds {KIND_WORDS[run.vocab.kind]}; export-midi needs a music run")
     from seqgan.datasets.midi import export_samples, piano_roll_png
 
     outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = export_samples(run.vocab, tokens, outdir, tempo=tempo, program=program)
+    paths = export_samples(run.vocab, tokens, outdir, tempo=tempo, program=program)  # makes the folder
     png = outdir / "piano_roll.png"
     piano_roll_png(run.vocab, tokens, png)
     click.echo(f"wrote {len(paths)} MIDI files and {png} to {outdir}")
@@ -453,6 +528,17 @@ def evaluation_table(run, names, n, seed, which, device, references=None, compar
     return rows
 
 
+def _default_metrics(run, has_references: bool) -> list[str]:
+    """The default metrics of RUN's kind that it can compute; says which it leaves out."""
+    from seqgan.metrics import default_metrics
+
+    test = run.data().get("test")
+    names, note = default_metrics(run.vocab.kind, test is not None and len(test) > 0, has_references)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return names
+
+
 def torch_randperm(n: int, seed: int):
     import torch
 
@@ -483,17 +569,23 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 @click.option("--references", default=None, help="Reference file for BLEU (one sentence a line).")
 @click.option("--compare", is_flag=True, help="Rows for the training data, the MLE and the final generator.")
 @click.option("--mle", is_flag=True, help="Evaluate the MLE generator instead of the latest.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed of the evaluated samples.")
 @click.option("--json", "json_out", default=None, help="Also write the results as JSON to FILE.")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available].")
 @friendly
 def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, seed, json_out, device):
     """Measure RUN's generator: NLL-oracle, NLL-test, BLEU, self-BLEU, music metrics."""
     from seqgan.checkpoint import Run, atomic_write_json
-    from seqgan.metrics import DEFAULT_METRICS, parse_metrics
+    from seqgan.metrics import parse_metrics
 
+    _seed(seed)
+    if json_out and Path(json_out).is_dir():
+        raise UserError(f"--json {json_out!r} is a folder; give a file name")
     run = Run(run_dir)
-    names = parse_metrics(metric_spec or DEFAULT_METRICS[run.vocab.kind])
+    if metric_spec:
+        names = parse_metrics(metric_spec)
+    else:
+        names = _default_metrics(run, references is not None)
     n = n if n is not None else run.config.train.eval_samples
     _positive("n", n)
     _positive("sample-size", sample_size)
@@ -533,8 +625,10 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
     from seqgan.rewards import validate_lambda
     from seqgan.train import resolve_device
 
+    data_given = data
     data = data or DEFAULT_MAIN_DATA
     out = out or DEFAULT_MAIN_RUN
+    _seed(seed)
     if preset is None and data == DEFAULT_MAIN_DATA:
         preset = "folk"
     resolve_device(device)  # bad options fail before a run directory is created
@@ -545,7 +639,7 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
 
         get_objective(objective, allow_import=True)
     new = not Path(out).exists()
-    run = create_or_open(out, data if new else None, preset=preset, epochs=None,
+    run = create_or_open(out, data if new else data_given, preset=preset, epochs=None,
                          seed=seed, test_file=None, seq_len=None, batch_size=None, lr=None,
                          eval_every=None, data_options=())
     try:
@@ -571,9 +665,7 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
         click.echo(f"wrote {len(paths)} MIDI files and a piano roll to {run.path / 'samples'}")
     else:
         click.echo("\n".join(lines[:5]))
-    from seqgan.metrics import DEFAULT_METRICS, parse_metrics
-
-    names = parse_metrics(DEFAULT_METRICS[run.vocab.kind])
+    names = _default_metrics(run, False)
     rows = evaluation_table(run, names, min(run.config.train.eval_samples, 1000), 0, "latest", device,
                             compare=True)
     click.echo(format_table(rows))

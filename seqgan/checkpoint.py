@@ -438,9 +438,12 @@ def _remove_dead_creations(path: Path) -> None:
 
 def create_run(path: str | Path, config, corpus) -> Run:
     """Create a run directory atomically: built under a temporary name, then renamed."""
+    from seqgan.config import validate_config
+
     path = Path(path)
     if path.exists():
         raise UserError(f"{path} already exists")
+    validate_config(config)  # a bad value fails here, before anything is written
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_creations(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".creating",

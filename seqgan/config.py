@@ -232,6 +232,16 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True
 
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+
+
+def check_seed(seed: int, name: str = "--seed") -> int:
+    """A seed every random stream accepts: an integer in 0..2**63-1."""
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"{name} must be an integer in 0..{MAX_SEED}; got {seed}")
+    return seed
+
+
 def validate_config(cfg: Any, where: str = "config") -> None:
     """Check every value of a (nested) config dataclass against its type and range.
 
@@ -251,6 +261,8 @@ def validate_config(cfg: Any, where: str = "config") -> None:
             hint = hints[f.name]
             name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             raise UserError(f"{key} is {v!r}, expected {'a finite ' if hint is float else ''}{name}")
+        if f.name == "seed" and not isinstance(v, bool) and isinstance(v, int):
+            check_seed(v, key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or f.name in _ANY_SIGN:
             continue
         if f.name in _UNIT and not 0 <= v <= 1:

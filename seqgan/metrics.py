@@ -5,7 +5,11 @@
 - ``nll-test``: G's mean per-token NLL of the held-out set (teacher forcing).
 - ``bleu``: BLEU-2..5 of samples against references (nltk's ``sentence_bleu``, uniform
   weights, smoothing method1, each hypothesis against the whole reference set, averaged:
-  Texygen's convention), computed exactly by :mod:`seqgan.bleu`.
+  Texygen's convention), computed exactly by :mod:`seqgan.bleu`. References are
+  ``--references FILE`` or else the run's tokenised test set; there the unknown-word
+  token never matches (a sampled ``<unk>`` does not earn credit for an ``<unk>`` in a
+  reference, just as it matches no word of a raw reference file), and references are
+  cut to the run's length T.
 - ``self-bleu``: BLEU-2..5 of each sample against all the other samples (Zhu et al. 2018).
 - ``distinct``: distinct-1..4 and percent unique samples.
 - ``music``: ORGAN's objectives, diversity, uniqueness, novelty, pitch-class entropy and
@@ -49,18 +53,23 @@ def nll_oracle(ctx: EvalContext) -> dict[str, float]:
 
 def nll_test(ctx: EvalContext) -> dict[str, float]:
     if ctx.test is None or not len(ctx.test):
-        raise UserError("nll-test needs held-out data (a run with a test set, or --test FILE)")
+        raise UserError("nll-test needs held-out data and this run has none; for text, create the "
+                        "run with `seqgan pretrain --test FILE` (music and oracle runs make their own)")
     if ctx.generator is None:
         return {"nll-test": float("nan")}
     return {"nll-test": ctx.generator.nll(ctx.test)}
+
+
+NO_MATCH = "\x00unknown"  # stands for an unknown reference word; no sample token equals it
 
 
 def _refs(ctx: EvalContext) -> list[list[str]]:
     if ctx.references is not None:
         return ctx.references
     if ctx.test is not None and len(ctx.test):
-        return [ctx.vocab.decode(r) for r in ctx.test.tolist()]
-    raise UserError("bleu needs references: pass --references FILE (or a run with a test set)")
+        unk = ctx.vocab.tokens[ctx.vocab.unk] if ctx.vocab.unk is not None else None
+        return [[NO_MATCH if w == unk else w for w in ctx.vocab.decode(r)] for r in ctx.test.tolist()]
+    raise UserError("bleu needs references and this run has no test set: pass --references FILE")
 
 
 def bleu(ctx: EvalContext) -> dict[str, float]:
@@ -101,6 +110,16 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, float]]] = {
 
 DEFAULT_METRICS = {"ids": "nll-oracle,nll-test", "text": "bleu,self-bleu,nll-test,distinct",
                    "music": "music,nll-test"}
+NEEDS_TEST = {"nll-test": "no test set", "bleu": "no test set and no --references"}
+
+
+def default_metrics(kind: str, has_test: bool, has_references: bool = False) -> tuple[list[str], str]:
+    """The default metrics of a run's kind that it can compute, and a note on those left out
+    (``nll-test`` without a test set, ``bleu`` without a test set or references)."""
+    names = parse_metrics(DEFAULT_METRICS[kind])
+    left = [n for n in names if not has_test and not (n == "bleu" and has_references) and n in NEEDS_TEST]
+    note = "; ".join(f"{n} left out ({NEEDS_TEST[n]})" for n in left)
+    return [n for n in names if n not in left], note
 
 
 def get_metric(name: str) -> Callable[[EvalContext], dict[str, float]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -191,7 +192,7 @@ class Trainer:
         rec = {"phase": phase, "epoch": epoch, "seconds": round(self.state["seconds"], 3),
                "metrics": {k: float(v) for k, v in metrics.items()}}
         self.run.log_metrics(rec)
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "(nothing to measure: no test set)"
         if self.progress is False:
             self.log(shown)
         else:
@@ -234,6 +235,28 @@ class Trainer:
             raise TrainingError("the MLE loss became NaN or infinite; training stopped and the "
                                 "last good checkpoint is kept (try a lower --lr)")
         return mean
+
+    def set_mle_epochs(self, total: int) -> None:
+        """Ask a resumed run for ``total`` MLE epochs in all (``seqgan pretrain --epochs``).
+
+        More epochs continue MLE while nothing after it has been trained (the discriminator
+        not yet pretrained); fewer than already trained, or more once later phases began,
+        is an error rather than a silent no-op.
+        """
+        done, phase = self.state["mle_epoch"], self.state["phase"]
+        if total == self.tc.mle_epochs and (phase == "mle" or total == done):
+            return
+        if total < done:
+            raise UserError(f"{self.run.path} has already trained {done} MLE epochs; --epochs is the "
+                            f"total, so pass at least {done}")
+        untouched = phase == "d-pretrain" and self.state["d_round"] == 0
+        if phase != "mle" and not untouched and total != done:
+            raise UserError(f"{self.run.path} finished MLE pretraining after {done} epochs and has "
+                            f"moved on to {phase} training; start a new run for more MLE epochs")
+        self.cfg.train = replace(self.tc, mle_epochs=total)
+        self.run.save_config()
+        if total > done:
+            self.state["phase"] = "mle"
 
     def pretrain_mle(self) -> None:
         if self.state["phase"] != "mle":

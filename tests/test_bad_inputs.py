@@ -19,6 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from seqgan.checkpoint import Run
 from seqgan.cli import main  # the checkout root is on seqgan.__path__
 
 
@@ -442,6 +443,8 @@ TRAIN_ARGS = [
     (["--d-batch-size", "0"], "--d-batch-size"), (["--update-rate", "2"], "--update-rate"),
     (["--update-rate", "nan"], "--update-rate"), (["--eval-every", "0"], "--eval-every"),
     (["--checkpoint-every", "0"], "--checkpoint-every"), (["--d-pretrain-steps", "-1"], "--d-pretrain-steps"),
+    (["--objective", "tonality", "--lambda", "0"], "need a music run"),  # oracle tokens are no notes
+    (["--epochs", "0"], "already trained 1 adversarial epochs"),  # --epochs is the total
     (["--objective", "nope", "--lambda", "0.5"], "unknown objective 'nope'"),
     (["--objective", "nope"], "unknown objective 'nope'"),  # even where λ = 1 would not use it
     (["--objective", "no_such_module_xyz:f"], "cannot import"),
@@ -466,8 +469,14 @@ def test_train_arguments(run_copy, args, words):
     ("evaluate", ["--sample-size", "0"], "--sample-size"), ("evaluate", ["--device", "tpu"], "unknown device"),
     ("evaluate", ["--references", "/no/such/refs.txt", "--metrics", "bleu"], "/no/such/refs.txt"),
     ("export-midi", ["--out", "x", "--tempo", "0"], "--tempo"),
+    ("export-midi", ["--out", "x", "--tempo", "inf"], "--tempo must be between"),
+    ("export-midi", ["--out", "x", "--tempo", "3"], "--tempo must be between"),
     ("export-midi", ["--out", "x", "--program", "200"], "--program"),
     ("export-midi", ["--out", "x"], "needs a music run"),
+    ("export-midi", ["--out", "x"], "token ids (oracle data)"),
+    ("sample", ["--seed", str(2**64)], "--seed"), ("evaluate", ["--seed", "-1"], "--seed"),
+    ("evaluate", ["--metrics", "music"], "need a music run"),
+    ("evaluate", ["--metrics", "tonality"], "need a music run"),
 ])
 def test_other_command_arguments(run_copy, cmd, args, words):
     fails_cleanly(invoke(cmd, run_copy, *args), words)
@@ -485,6 +494,7 @@ PRETRAIN_ARGS = [
     (["--seq-len", "0"], "--seq-len"), (["--seq-len", "1"], "--seq-len"),
     (["--batch-size", "-1"], "--batch-size"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"),
     (["--eval-every", "0"], "--eval-every"), (["--device", "tpu"], "unknown device"),
+    (["--lr", "inf"], "--lr"), (["--seed", str(2**64)], "--seed"), (["--seed", "-1"], "--seed"),
     (["--data-option", "vocab_size=-5"], "vocab_size"), (["--data-option", "oracle_dim=0"], "oracle_dim"),
     (["--data-option", "bogus=1"], "bogus"), (["--data-option", "novalue"], "KEY=VALUE"),
 ]
@@ -532,3 +542,77 @@ def test_run_directory_mixups(tmp_path, oracle_run):
     fails_cleanly(invoke("train", tmp_path / "empty"), "not a seqgan run")
     fails_cleanly(invoke("pretrain", "--out", tmp_path / "new"), "--data is required")
     no_run_left(tmp_path / "new")
+
+
+# -- options given to an existing run --------------------------------------------------------
+@pytest.mark.parametrize("args,words", [
+    (["--lr", "0.5"], "--lr 0.5"), (["--seed", "7"], "--seed 7"), (["--batch-size", "3"], "--batch-size 3"),
+    (["--preset", "text"], "--preset 'text'"), (["--data-option", "vocab_size=7"], "--data-option vocab_size"),
+    (["--epochs", "0"], "already trained 1 MLE epochs"),
+    (["--epochs", "5"], "moved on to"),  # D pretraining and adversarial training have run
+])
+def test_pretrain_options_on_an_existing_run_are_not_silently_ignored(run_copy, args, words):
+    before = (run_copy / "config.json").read_bytes()
+    fails_cleanly(invoke("pretrain", "--out", run_copy, "--device", "cpu", *args), words)
+    assert (run_copy / "config.json").read_bytes() == before
+
+
+def test_pretrain_resume_with_the_same_options_and_more_mle_epochs(tmp_path):
+    run = tmp_path / "r"
+    args = ["pretrain", "--data", "oracle", "--preset", "quick", "--out", run, "--seed", "3", "--device", "cpu"]
+    succeeds(invoke(*args, "--epochs", "1"))
+    state = lambda: json.loads((run / "checkpoint" / "state.json").read_text())  # noqa: E731
+    assert (state()["mle_epoch"], state()["phase"]) == (1, "d-pretrain")
+    succeeds(invoke(*args, "--epochs", "1"))  # the same command again: nothing to do, nothing changed
+    assert state()["mle_epoch"] == 1
+    # ./r is the same data spec; MLE goes on while the discriminator has not been trained
+    succeeds(invoke("pretrain", "--data", "oracle", "--out", run, "--epochs", "2", "--seed", "3"))
+    assert (state()["mle_epoch"], state()["phase"]) == (2, "d-pretrain")
+    assert json.loads((run / "config.json").read_text())["config"]["train"]["mle_epochs"] == 2
+    assert [m["epoch"] for m in Run(run).read_metrics()] == [0, 1, 2]
+
+
+def test_run_command_refuses_other_data_for_an_existing_run(tmp_path, oracle_run):
+    (tmp_path / "s.txt").write_text(TEXT)
+    run = copy_run(oracle_run, tmp_path)
+    fails_cleanly(invoke("run", "--data", tmp_path / "s.txt", "--out", run), "holds a run on data 'oracle'")
+    fails_cleanly(invoke("run", "--preset", "folk", "--out", run), "--preset 'folk'")
+
+
+def test_bad_config_values_leave_no_run(tmp_path):
+    out = tmp_path / "new"
+    fails_cleanly(invoke("pretrain", "--data", "oracle", "--preset", "quick", "--out", out, "--lr", "1e999"),
+                  "--lr")
+    no_run_left(out)
+
+
+def test_evaluate_json_into_a_folder_fails_before_any_work(tmp_path, oracle_run):
+    fails_cleanly(invoke("evaluate", oracle_run, "--json", tmp_path), "is a folder")
+
+
+def test_objective_is_tried_on_real_data_before_discriminator_pretraining(tmp_path, oracle_run, monkeypatch):
+    run = copy_run(oracle_run, tmp_path)
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "nanobj_probe.py").write_text(
+        "import torch\n\ndef fn(tokens, vocab):\n    return torch.full((tokens.shape[0],), float('nan'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    before = (run / "config.json").read_bytes()
+    fails_cleanly(invoke("train", run, "--objective", "nanobj_probe:fn", "--lambda", "0.5",
+                         "--d-pretrain-steps", "50", "--epochs", "3"), "NaN")
+    assert (run / "config.json").read_bytes() == before
+
+
+def test_length_options_win_over_the_preset_but_not_over_seq_len(tmp_path):
+    (tmp_path / "t.abc").write_text(ABC)
+    common = ["--preset", "quick", "--epochs", "0", "--device", "cpu"]
+    fails_cleanly(invoke("pretrain", "--data", tmp_path / "t.abc", "--out", tmp_path / "a", *common,
+                         "--seq-len", "6", "--data-option", "window=12"), "both set the sequence length")
+    no_run_left(tmp_path / "a")
+    succeeds(invoke("pretrain", "--data", tmp_path / "t.abc", "--out", tmp_path / "m", *common,
+                    "--data-option", "window=12", "--data-option", "cache=false"))
+    assert Run(tmp_path / "m").config.generator.seq_len == 12  # quick alone would give 8
+    # text: T comes from the data (longest 12 words + EOS) under max_len, not the quick preset's 8
+    (tmp_path / "s.txt").write_text("".join(f"a b c d e f g h i j k {i}\n" for i in range(30)))
+    succeeds(invoke("pretrain", "--data", tmp_path / "s.txt", "--out", tmp_path / "t", *common,
+                    "--data-option", "max_len=20"))
+    assert Run(tmp_path / "t").config.generator.seq_len == 13

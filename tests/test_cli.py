@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import textwrap
 
@@ -136,3 +137,39 @@ def test_help_lists_every_command():
     r = invoke("--help")
     for cmd in ("pretrain", "train", "sample", "export-midi", "evaluate", "run"):
         assert cmd in r.output
+
+
+def test_text_run_without_test_set_evaluates_and_runs_what_it_can(tmp_path):
+    data = tmp_path / "sents.txt"
+    data.write_text("".join(f"the {['red', 'blue'][i % 2]} boat number {i % 7} sails\n" for i in range(60)))
+    run = tmp_path / "t"
+    r = invoke("pretrain", "--data", data, "--preset", "quick", "--out", run, "--epochs", "1", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    r = invoke("evaluate", run, "-n", "10", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "note: bleu left out (no test set and no --references); nll-test left out (no test set)" in r.stderr
+    assert "self-bleu-2" in r.stdout and "distinct-1" in r.stdout and "nll-test" not in r.stdout
+    r = invoke("evaluate", run, "-n", "10", "--references", data, "--device", "cpu")
+    assert r.exit_code == 0 and "bleu-2" in r.stdout and "note: nll-test left out" in r.stderr
+    r = invoke("evaluate", run, "--metrics", "nll-test")
+    assert r.exit_code == 2 and "seqgan pretrain --test FILE" in r.stderr
+    # the whole pipeline on it ends with its metrics table
+    r = invoke("run", "--data", data, "--preset", "quick", "--out", tmp_path / "whole", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "training data" in r.stdout and (tmp_path / "whole" / "results.json").is_file()
+
+
+def test_default_bleu_references_never_match_unknown_words():
+    import torch
+
+    from seqgan.datasets import Vocabulary
+    from seqgan.metrics import EvalContext, bleu
+
+    v = Vocabulary(tokens=["<pad>", "<bos>", "<eos>", "<unk>", "cat", "dog"], kind="text", pad=0, bos=1,
+                   eos=2, unk=3)
+    test = torch.tensor([[3, 3, 3, 2], [4, 5, 3, 2]])
+    unk_samples = EvalContext(torch.tensor([[3, 3, 3, 2]] * 3), v, test=test)
+    assert bleu(unk_samples)["bleu-2"] < 1e-3  # "<unk> <unk> <unk>" against itself would score 1
+    known = EvalContext(torch.tensor([[4, 5, 2, 0]] * 3), v, test=test)
+    # known words still match: precision 1, brevity penalty exp(1 - 3/2) against the closest length 3
+    assert bleu(known)["bleu-2"] == pytest.approx(math.exp(-0.5))
