@@ -257,7 +257,8 @@ def _xml_notes(path: Path, instrument: Any) -> tuple[list, dict[str, Any]]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        score = converter.parse(str(path))
+        # never music21's pickle cache: it would unpickle files from a shared scratch folder
+        score = converter.parse(str(path), forceSource=True, storePickle=False)
     parts = list(getattr(score, "parts", [])) or [score]
     want = str(instrument).lower() if instrument is not None else "soprano"
     chosen = next((p for p in parts if want in (p.partName or "").lower()), None)

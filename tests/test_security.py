@@ -194,3 +194,28 @@ def test_vocabulary_kind_cannot_name_code(tmp_path, oracle_run):
     (run / "vocab.json").write_text(json.dumps(voc))
     line = one_error_line(CliRunner().invoke(main, ["sample", str(run)]))
     assert "os:system" in line and "vocab.json" in line
+
+
+def test_musicxml_parsing_never_uses_music21s_pickle_cache(tmp_path, monkeypatch):
+    """music21 caches parsed files as pickles in a shared scratch folder and reads them back
+    on the next parse of the same path; our parser must neither write nor read them."""
+    from music21 import converter, meter, note, stream
+
+    from seqgan.datasets.music_parse import _xml_notes
+
+    part = stream.Part()
+    part.append(meter.TimeSignature("4/4"))
+    for p in ("C5", "D5", "E5", "C5"):
+        part.append(note.Note(p, quarterLength=1))
+    path = tmp_path / "tune.musicxml"
+    part.write("musicxml", fp=str(path))
+    thawed = []
+    monkeypatch.setattr(converter, "thaw", lambda *a, **k: thawed.append(a) or pytest.fail("unpickled"))
+    frozen = []
+    from music21 import freezeThaw
+
+    monkeypatch.setattr(freezeThaw.StreamFreezer, "write", lambda self, *a, **k: frozen.append(a))
+    for _ in range(2):  # the second parse is where a cache would be read
+        notes, _meta = _xml_notes(path, None)
+        assert [n[2] for n in notes] == [72, 74, 76, 72]
+    assert thawed == [] and frozen == []
