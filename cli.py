@@ -6,6 +6,7 @@ last completed epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from seqgan.config import DISCRIMINATOR_IMPLS
+from seqgan.config import DISCRIMINATOR_IMPLS, MAX_LR
 from seqgan.errors import UserError, one_line
 
 DEFAULT_MAIN_DATA = "music21:essen"
@@ -35,7 +36,7 @@ def friendly(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: the run is saved at its last completed epoch; "
+            click.echo("\ninterrupted: a run keeps its last checkpoint (one per completed epoch); "
                        "run the same command again to resume", err=True)
             sys.exit(130)
         except OSError as e:
@@ -141,8 +142,8 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
         raise UserError(f"--seq-len must be at least 2; got {seq_len}")
     _positive("batch-size", batch_size)
     _positive("eval-every", eval_every)
-    if lr is not None and not 0 < lr < float("inf"):
-        raise UserError(f"--lr must be a finite number > 0; got {lr}")
+    if lr is not None and not 0 < lr <= MAX_LR:
+        raise UserError(f"--lr must be in (0, {MAX_LR:g}]; got {lr}")
     _seed(seed)
     if test_file is not None and not Path(test_file).is_file():
         raise UserError(f"--test {test_file!r}: no such file")
@@ -195,6 +196,24 @@ def _check_resume_options(run, preset=None, epochs=None, seed=None, test_file=No
                         f"created: {'; '.join(differ)}; omit them to resume it, or choose a new --out")
 
 
+@contextlib.contextmanager
+def _removed_if_it_fails_before_a_checkpoint(run, new: bool):
+    """A run created by this command that fails (or is interrupted) before its first
+    checkpoint holds nothing worth resuming: remove it, so the command can be re-run with
+    other options."""
+    from seqgan.checkpoint import CKPT_PREV
+
+    try:
+        yield
+    except BaseException:
+        if new and not run.has_checkpoint() and not (run.path / CKPT_PREV).exists():
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+            click.echo(f"{run.path} had no checkpoint yet and was removed", err=True)
+        raise
+
+
 def create_or_open(out: str, data: str | None, **kw):
     """Open RUN if it exists (checking it holds the same data), else load data and create it."""
     from seqgan.checkpoint import Run, create_run
@@ -242,16 +261,22 @@ def pretrain(data, out, preset, epochs, seed, device, test_file, seq_len, batch_
     run = create_or_open(out, data, preset=preset, epochs=epochs, seed=seed, test_file=test_file,
                          seq_len=seq_len, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          data_options=data_options)
-    trainer = _trainer(run, device)
-    if resumed and epochs is not None:
-        trainer.set_mle_epochs(epochs)
-    trainer.pretrain_mle()
+    with _removed_if_it_fails_before_a_checkpoint(run, new=not resumed):
+        trainer = _trainer(run, device)
+        if resumed and epochs is not None:
+            trainer.set_mle_epochs(epochs)
+        trainer.pretrain_mle()
     click.echo(f"pretrained {out}: {trainer.state['mle_epoch']} MLE epochs "
                f"({trainer.state['seconds']:.1f} s)")
 
 
 # ---------------------------------------------------------------------------------------
-def apply_train_options(run, **kw) -> None:
+def apply_train_options(run, **kw) -> bool:
+    """Check the options of ``seqgan train`` and apply them to ``run.config`` in memory.
+
+    Returns whether the configuration changed; the caller saves it only once training can
+    start (a refused option or a failed start leaves config.json as it was).
+    """
     from seqgan.config import override
     from seqgan.rewards import validate_lambda
     from seqgan.train import BASELINES
@@ -294,10 +319,11 @@ def apply_train_options(run, **kw) -> None:
         # try it on real sequences now, not after minutes of discriminator pretraining
         probe = run.data()["train"][:64].long()
         RewardFn(None, 0.0, fn, tc.objective, run.vocab).objective_values(probe, len(probe))
+    before = run.config.to_dict()
     run.config.train = tc
     run.config.discriminator = override(run.config.discriminator, batch_size=kw.get("d_batch_size"),
                                         impl=kw.get("d_impl"), compile=kw.get("d_compile"))
-    run.save_config()
+    return run.config.to_dict() != before
 
 
 def train_options(f):
@@ -350,19 +376,28 @@ def train(run_dir, device, **kw):
     """Adversarial training of a pretrained RUN (resumes where it stopped)."""
     from seqgan.checkpoint import Run
 
+    from seqgan.train import resolve_device
+
+    resolve_device(device)
     run = Run(run_dir)
-    apply_train_options(run, **kw)
+    changed = apply_train_options(run, **kw)
     trainer = _trainer(run, device, allow_import=kw.get("objective") is not None)
+    if changed:
+        run.save_config()
+    st = trainer.state
+    if st["phase"] == "done" and st["adv_epoch"] >= run.config.train.adv_epochs:
+        click.echo(f"{run_dir} is already trained: {st['adv_epoch']} adversarial epochs "
+                   f"({run.config.train.baseline}); pass a larger --epochs to continue")
+        return
     trainer.train_all()
     last = run.read_metrics()[-1]["metrics"] if run.read_metrics() else {}
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    shown = ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in last.items())
     click.echo(f"trained {run_dir}: {trainer.state['adv_epoch']} adversarial epochs "
                f"({trainer.state['seconds']:.1f} s of training in all phases){': ' + shown if shown else ''}")
 
 
 # ---------------------------------------------------------------------------------------
 def load_generator(run, which: str, device):
-    from seqgan.checkpoint import load_tensors
     from seqgan.generator import Generator
     from seqgan.train import resolve_device
 
@@ -374,11 +409,10 @@ def load_generator(run, which: str, device):
             raise UserError(f"{run.path} has no MLE generator yet; run `seqgan pretrain --out {run.path}`")
         tensors = run.load_run_tensors(path.name)
     else:
-        ck = run.load_checkpoint(warn=lambda m: click.echo(m, err=True))
-        if ck is None:
+        got = run.read_checkpoint_tensors("generator", warn=lambda m: click.echo(m, err=True))
+        if got is None:
             raise UserError(f"{run.path} has no trained generator yet; run `seqgan pretrain --out {run.path}`")
-        path = ck[1]["generator"]
-        tensors = load_tensors(path)
+        tensors, path = got
     try:
         g.load_state_dict(tensors)
     except RuntimeError as e:
@@ -642,16 +676,11 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
     run = create_or_open(out, data if new else data_given, preset=preset, epochs=None,
                          seed=seed, test_file=None, seq_len=None, batch_size=None, lr=None,
                          eval_every=None, data_options=())
-    try:
-        apply_train_options(run, objective=objective, lambda_=lambda_)
-    except UserError:
-        if new:  # created a moment ago for options that do not go together: leave nothing
-            import shutil
-
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
-    trainer = _trainer(run, device, allow_import=objective is not None)
-    trainer.train_all()
+    with _removed_if_it_fails_before_a_checkpoint(run, new=new):
+        if apply_train_options(run, objective=objective, lambda_=lambda_):
+            run.save_config()
+        trainer = _trainer(run, device, allow_import=objective is not None)
+        trainer.train_all()
     del trainer
     run = Run(out)
     samples = draw_samples(run, 16, 1.0, 0, "latest", device).cpu()

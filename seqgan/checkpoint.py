@@ -42,12 +42,13 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, load_file, save
 
 from seqgan.config import validate_config
 from seqgan.errors import UserError
 
 CKPT, CKPT_PREV, CKPT_TMP = "checkpoint", "checkpoint.prev", ".checkpoint.tmp"
+PHASES = ("mle", "d-pretrain", "adversarial", "done")  # training's phases, in order
 
 
 def _umask() -> int:
@@ -118,12 +119,13 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno})") from None
 
 
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+def load_tensors(path: str | Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (or of its bytes ``data``, already read)."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise UserError(f"{path}: missing")
     try:
-        return load_file(str(path))
+        return load_file(str(path)) if data is None else load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: corrupt or not a safetensors file ({str(e)[:80]})") from None
 
@@ -318,9 +320,12 @@ class Run:
         atomic_write_json(tmp / "state.json", state)
         _fsync_dir(tmp)
         ck, prev = self.path / CKPT, self.path / CKPT_PREV
-        if ck.exists():
+        if ck.exists() and getattr(self, "_latest_damaged", False):
+            shutil.rmtree(ck)  # training resumed from .prev: keep that as the fallback
+        elif ck.exists():
             shutil.rmtree(prev, ignore_errors=True)
             os.replace(ck, prev)
+        self._latest_damaged = False
         os.replace(tmp, ck)
         _fsync_dir(self.path)
 
@@ -332,8 +337,12 @@ class Run:
             v = state.get(key, 0)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise UserError(f"{folder / 'state.json'}: {key} is {v!r}, not a count")
-        if not isinstance(state.get("phase"), str):
-            raise UserError(f"{folder / 'state.json'}: no phase")
+        if state.get("phase") not in PHASES:
+            raise UserError(f"{folder / 'state.json'}: phase {state.get('phase')!r} is not one of "
+                            f"{', '.join(PHASES)}")
+        sec = state.get("seconds", 0.0)
+        if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not 0 <= sec < float("inf"):
+            raise UserError(f"{folder / 'state.json'}: seconds is {sec!r}, not a duration")
         for name in ("generator", "optim-g-mle", "rng"):
             if f"{name}.safetensors" not in state["files"]:
                 raise UserError(f"{folder / 'state.json'}: lists no {name}.safetensors")
@@ -377,38 +386,66 @@ class Run:
                 if prev.exists():
                     try:
                         got = self._read_checkpoint(prev)
-                    except UserError:
-                        raise e from None
+                    except UserError as e2:
+                        raise UserError(f"{e}; the previous checkpoint is damaged too ({e2})") from None
                     warn(f"warning: {e}; falling back to the previous checkpoint")
+                    self._latest_damaged = True
                     return got
                 raise
         raise UserError(f"{ck}: changed on every attempt to read it; is another process "
                         f"training this run?")
 
-    # metrics ------------------------------------------------------------------------
-    def metrics_lines(self) -> int:
-        return len(self.read_metrics())
+    def read_checkpoint_tensors(self, name: str, warn=print) -> tuple[dict[str, torch.Tensor], Path] | None:
+        """One checkpoint file's tensors, safe while a trainer swaps checkpoints: the bytes
+        checked against state.json are the bytes loaded, and a swap in between is retried."""
+        for _ in range(5):
+            ck = self.load_checkpoint(warn=warn)
+            if ck is None:
+                return None
+            state, paths = ck
+            if name not in paths:
+                raise UserError(f"{self.path / CKPT}: holds no {name}.safetensors")
+            try:
+                data = paths[name].read_bytes()
+            except OSError:
+                continue  # swapped away after it was checked
+            if hashlib.sha256(data).hexdigest() == state["files"][f"{name}.safetensors"]:
+                return load_tensors(paths[name], data), paths[name]
+        raise UserError(f"{self.path / CKPT}: changed on every attempt to read it; is another "
+                        f"process training this run?")
 
-    def read_metrics(self) -> list[dict]:
+    # metrics ------------------------------------------------------------------------
+    def _metric_lines(self) -> list[dict | None]:
+        """Each line of metrics.jsonl as a record, None where it is damaged (a line cut by a
+        kill, or bytes changed on disk); a damaged line costs only itself."""
         p = self.path / "metrics.jsonl"
         if not p.exists():
             return []
-        out = []
+        out: list[dict | None] = []
         for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                break  # a line cut by a kill: everything after it is not trusted
-            if isinstance(rec, dict):
-                out.append(rec)
+                rec = None
+            out.append(rec if isinstance(rec, dict) else None)
         return out
 
-    def truncate_metrics(self, n: int) -> None:
-        """Keep the first ``n`` records (those the restored checkpoint had seen)."""
-        recs = self.read_metrics()
-        if len(recs) != n or (self.path / "metrics.jsonl").exists():
-            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs[:n])
+    def metrics_lines(self) -> int:
+        return len(self._metric_lines())
+
+    def read_metrics(self) -> list[dict]:
+        return [r for r in self._metric_lines() if r is not None]
+
+    def truncate_metrics(self, n: int) -> int:
+        """Keep the records of the first ``n`` lines (those the restored checkpoint had
+        seen), dropping damaged lines; rewrites the file only if that changes it.
+        Returns how many of those ``n`` lines were damaged or missing."""
+        lines = self._metric_lines()
+        kept = [r for r in lines[:n] if r is not None]
+        if len(kept) != len(lines):
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
             atomic_write_bytes(self.path / "metrics.jsonl", text.encode())
+        return n - len(kept)
 
     def log_metrics(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -438,8 +475,6 @@ def _remove_dead_creations(path: Path) -> None:
 
 def create_run(path: str | Path, config, corpus) -> Run:
     """Create a run directory atomically: built under a temporary name, then renamed."""
-    from seqgan.config import validate_config
-
     path = Path(path)
     if path.exists():
         raise UserError(f"{path} already exists")

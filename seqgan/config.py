@@ -202,6 +202,7 @@ _AT_LEAST_ONE = {"vocab_size", "emb_dim", "hidden_dim", "batch_size", "eval_ever
                  "d_pretrain_epochs", "g_steps", "k_epochs", "rollout_num", "adv_eval_every",
                  "checkpoint_every", "rollout_chunk", "pg_bleu_n", "d_samples"}
 _POSITIVE = {"mle_lr", "adv_lr", "lr", "grad_clip"}
+_LEARNING_RATES, MAX_LR = {"mle_lr", "adv_lr", "lr"}, 10.0  # Adam overflows far above this
 _UNIT = {"update_rate", "lambda_", "ss_max_prob", "dropout"}  # in [0, 1]
 _ANY_SIGN = {"seed"}
 
@@ -267,6 +268,8 @@ def validate_config(cfg: Any, where: str = "config") -> None:
             continue
         if f.name in _UNIT and not 0 <= v <= 1:
             raise UserError(f"{key} is {v!r}, expected a value in [0, 1]")
+        if f.name in _LEARNING_RATES and v > MAX_LR:
+            raise UserError(f"{key} is {v!r}, expected a learning rate in (0, {MAX_LR:g}]")
         if f.name in _AT_LEAST_ONE and v < 1 or f.name in _POSITIVE and not v > 0 or v < 0:
             raise UserError(f"{key} is {v!r}, expected a {'positive' if v <= 0 else 'valid'} value")
     if hasattr(cfg, "seq_len") and cfg.seq_len is not None and cfg.seq_len < 2:

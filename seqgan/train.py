@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from seqgan.checkpoint import (Run, atomic_save_tensors, load_optimizer, load_tensors,
+from seqgan.checkpoint import (PHASES, Run, atomic_save_tensors, load_optimizer, load_tensors,
                                optimizer_tensors, restore_rng, rng_tensors)
 from seqgan.d_training import DiscriminatorTrainer
 from seqgan.discriminator import Discriminator
@@ -40,7 +40,8 @@ from seqgan.rewards import RewardFn, check_rewards, subtract_baseline
 from seqgan.rollout import RolloutPolicy
 
 BASELINES = ("seqgan", "mle", "ss", "pg-bleu")
-PHASES = ("mle", "d-pretrain", "adversarial", "done")
+PHASE_WORDS = {"mle": "MLE pretraining", "d-pretrain": "discriminator pretraining",
+               "adversarial": "adversarial training", "done": "adversarial training"}
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -50,8 +51,12 @@ def resolve_device(device: str | None) -> torch.device:
         dev = torch.device(device)
     except RuntimeError:
         raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA GPU(s)")
     if dev.type == "cuda":  # TF32 matmuls and convolutions: ~3x faster fp32 products on GPUs
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -96,6 +101,10 @@ class Trainer:
         if ck is not None:
             self._restore(*ck)
         else:  # killed before the first checkpoint: start afresh, metrics included
+            if run.read_metrics() or (run.path / "generator-mle.safetensors").exists():
+                log(f"warning: {run.path} has a training history but no checkpoint (checkpoint/ and "
+                    f"checkpoint.prev/ are gone): training starts again from scratch and its "
+                    f"metrics log is cleared")
             run.truncate_metrics(0)
 
     # -- building blocks ----------------------------------------------------------------
@@ -144,15 +153,14 @@ class Trainer:
             load_optimizer(self.opt_adv, paths["optim-g-adv"])
         restore_rng(load_tensors(paths["rng"]))
         n = int(state.get("metrics_lines", 0))
-        have = self.run.metrics_lines()
-        if have < n:  # only damage can lose records that a checkpoint has seen
-            self.log(f"warning: {self.run.path / 'metrics.jsonl'}: only {have} of the {n} records "
-                     f"before this checkpoint are readable; the rest are dropped")
-        self.run.truncate_metrics(n)
+        lost = self.run.truncate_metrics(n)
+        if lost:  # only damage can lose records that a checkpoint has seen
+            self.log(f"warning: {self.run.path / 'metrics.jsonl'}: {lost} of the {n} records before "
+                     f"this checkpoint are damaged or missing and were dropped")
 
     def _check_finite(self) -> None:
         for name, model in (("generator", self.G), ("discriminator", self.D)):
-            if model is not None and not all(torch.isfinite(p).all() for p in model.parameters()):
+            if model is not None and not torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all():
                 raise TrainingError(f"the {name}'s weights became NaN or infinite; training stopped "
                                     f"and the last good checkpoint is kept (try a lower learning rate)")
 
@@ -190,7 +198,8 @@ class Trainer:
 
     def _record(self, phase: str, epoch: int, metrics: dict[str, float]) -> None:
         rec = {"phase": phase, "epoch": epoch, "seconds": round(self.state["seconds"], 3),
-               "metrics": {k: float(v) for k, v in metrics.items()}}
+               # JSON has no NaN: a metric that could not be computed is null
+               "metrics": {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}}
         self.run.log_metrics(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "(nothing to measure: no test set)"
         if self.progress is False:
@@ -232,8 +241,8 @@ class Trainer:
             nb += 1
         mean = float(loss_sum) / max(nb, 1)
         if not math.isfinite(mean):
-            raise TrainingError("the MLE loss became NaN or infinite; training stopped and the "
-                                "last good checkpoint is kept (try a lower --lr)")
+            raise TrainingError("the MLE loss became NaN or infinite; training stopped at the last "
+                                "good checkpoint (a new run with a lower --lr may help)")
         return mean
 
     def set_mle_epochs(self, total: int) -> None:
@@ -252,7 +261,7 @@ class Trainer:
         untouched = phase == "d-pretrain" and self.state["d_round"] == 0
         if phase != "mle" and not untouched and total != done:
             raise UserError(f"{self.run.path} finished MLE pretraining after {done} epochs and has "
-                            f"moved on to {phase} training; start a new run for more MLE epochs")
+                            f"moved on to {PHASE_WORDS[phase]}; start a new run for more MLE epochs")
         self.cfg.train = replace(self.tc, mle_epochs=total)
         self.run.save_config()
         if total > done:
@@ -394,6 +403,7 @@ class Trainer:
             while self.state["adv_epoch"] < total:
                 t0 = time.perf_counter()
                 m = self.adversarial_epoch(reward_fn)
+                self._check_finite()  # every epoch: --checkpoint-every K must not train on NaN
                 self.state["adv_epoch"] += 1
                 self.state["seconds"] += time.perf_counter() - t0
                 e = self.state["adv_epoch"]

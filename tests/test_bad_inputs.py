@@ -494,7 +494,8 @@ PRETRAIN_ARGS = [
     (["--seq-len", "0"], "--seq-len"), (["--seq-len", "1"], "--seq-len"),
     (["--batch-size", "-1"], "--batch-size"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"),
     (["--eval-every", "0"], "--eval-every"), (["--device", "tpu"], "unknown device"),
-    (["--lr", "inf"], "--lr"), (["--seed", str(2**64)], "--seed"), (["--seed", "-1"], "--seed"),
+    (["--lr", "inf"], "--lr"), (["--lr", "1e38"], "--lr"), (["--seed", str(2**64)], "--seed"),
+    (["--seed", "-1"], "--seed"),
     (["--data-option", "vocab_size=-5"], "vocab_size"), (["--data-option", "oracle_dim=0"], "oracle_dim"),
     (["--data-option", "bogus=1"], "bogus"), (["--data-option", "novalue"], "KEY=VALUE"),
 ]

@@ -1,0 +1,185 @@
+"""What happens around a failure: a run that fails before its first checkpoint, a start
+that fails after options were given, damaged checkpoint and metrics files, a reader that
+races a checkpoint swap, NaN between checkpoints, and a finished run asked to train again.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from seqgan.checkpoint import CKPT, CKPT_PREV, Run, load_tensors
+from seqgan.cli import main
+from seqgan.errors import TrainingError
+from seqgan.train import Trainer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, quick_run_factory) -> Path:
+    return quick_run_factory(tmp_path_factory.mktemp("rec") / "run")  # 1 MLE, 1 D round, 1 adversarial epoch
+
+
+@pytest.fixture
+def run(tmp_path, trained) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(trained, dst)
+    return dst
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def error_line(r) -> str:
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    return [line for line in r.stderr.splitlines() if line.strip()][-1]
+
+
+def state(run: Path) -> dict:
+    return json.loads((run / CKPT / "state.json").read_text())
+
+
+# -- a new run that fails before its first checkpoint leaves nothing ----------------------
+@pytest.mark.parametrize("exc,code", [(TrainingError("the MLE loss became NaN"), 2), (KeyboardInterrupt(), 130)])
+def test_new_run_failing_before_its_first_checkpoint_is_removed(tmp_path, monkeypatch, exc, code):
+    def boom(self, opt, ss_prob=0.0):
+        raise exc
+
+    out = tmp_path / "new"
+    args = ["pretrain", "--data", "oracle", "--preset", "quick", "--out", out, "--epochs", "2", "--device", "cpu"]
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "mle_epoch", boom)
+        r = invoke(*args, "--lr", "5")
+    assert r.exit_code == code and "Traceback" not in r.output
+    assert "had no checkpoint yet and was removed" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".new.*"))
+    r = invoke(*args, "--lr", "0.01")  # the same command with other options now works
+    assert r.exit_code == 0, r.output
+    assert state(out)["mle_epoch"] == 2
+
+
+def test_resumed_run_that_fails_keeps_its_checkpoint(run, monkeypatch):
+    monkeypatch.setattr(Trainer, "adversarial_epoch", lambda self, fn: (_ for _ in ()).throw(TrainingError("x")))
+    before = state(run)
+    assert "error: x" in error_line(invoke("train", run, "--epochs", "3", "--device", "cpu"))
+    assert state(run) == before and (run / "config.json").is_file()
+
+
+# -- options are saved only once training can start ----------------------------------------
+def test_train_options_are_not_saved_when_the_start_fails(run):
+    for folder in (CKPT, CKPT_PREV):
+        p = run / folder / "generator.safetensors"
+        p.write_bytes(p.read_bytes()[:100])
+    before = (run / "config.json").read_bytes()
+    line = error_line(invoke("train", run, "--epochs", "9", "--rollout-num", "7", "--device", "cpu"))
+    assert "generator.safetensors" in line and "the previous checkpoint is damaged too" in line
+    assert (run / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu"])
+def test_unsupported_devices_are_one_line(tmp_path, run, device):
+    assert "unsupported device" in error_line(invoke("train", run, "--device", device))
+    assert "unsupported device" in error_line(invoke("sample", run, "--device", device))
+    out = tmp_path / "new"
+    assert "unsupported device" in error_line(invoke("pretrain", "--data", "oracle", "--preset", "quick",
+                                                     "--out", out, "--device", device))
+    assert not out.exists()
+
+
+def test_finished_run_says_so_and_changes_nothing(run):
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    r = invoke("train", run, "--device", "cpu")
+    assert r.exit_code == 0 and "is already trained: 1 adversarial epochs" in r.output
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+
+
+# -- damaged files ---------------------------------------------------------------------------
+def test_a_damaged_metrics_line_costs_only_itself(run):
+    path = run / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    assert len(lines) >= 4
+    lines[1] = "garbage{"
+    path.write_text("\n".join(lines) + "\n")
+    r = invoke("train", run, "--device", "cpu")
+    assert r.exit_code == 0 and f"1 of the {len(lines)} records" in r.stderr
+    kept = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(kept) == len(lines) - 1 and kept[-1]["phase"] == "adversarial"
+
+
+def test_a_bad_state_file_falls_back_to_the_previous_checkpoint(run):
+    st = state(run)
+    for key, value, words in (("phase", "bogus", "phase 'bogus'"), ("seconds", "x", "seconds is 'x'")):
+        (run / CKPT / "state.json").write_text(json.dumps({**st, key: value}))
+        r = invoke("sample", run, "-n", "2", "--device", "cpu")
+        assert r.exit_code == 0 and words in r.stderr and "falling back to the previous checkpoint" in r.stderr
+
+
+def test_after_a_fallback_the_good_checkpoint_stays_the_fallback(run):
+    prev_state = json.loads((run / CKPT_PREV / "state.json").read_text())
+    g = run / CKPT / "generator.safetensors"
+    g.write_bytes(b"\0" * 64)
+    # one checkpoint is written (at the end): it must not push the damaged one into .prev
+    r = invoke("train", run, "--epochs", "2", "--checkpoint-every", "5", "--device", "cpu")
+    assert r.exit_code == 0 and "falling back" in r.stderr
+    assert state(run)["adv_epoch"] == 2
+    # the damaged checkpoint was dropped; the one training resumed from is the new fallback
+    assert json.loads((run / CKPT_PREV / "state.json").read_text()) == prev_state
+    Run(run)._read_checkpoint(run / CKPT_PREV)  # intact
+
+
+def test_losing_every_checkpoint_is_said_out_loud(run):
+    shutil.rmtree(run / CKPT)
+    shutil.rmtree(run / CKPT_PREV)
+    r = invoke("pretrain", "--out", run, "--device", "cpu")
+    assert r.exit_code == 0 and "has a training history but no checkpoint" in r.stderr
+
+
+# -- a reader racing a checkpoint swap -----------------------------------------------------------
+def test_reader_retries_when_a_swap_moves_the_checkpoint_it_checked(run, monkeypatch):
+    r = Run(run)
+    real = Run.load_checkpoint
+    calls = []
+
+    def swapping(self, warn=print):
+        got = real(self, warn)
+        if not calls:  # a trainer's swap begins right after the reader checked the files
+            shutil.rmtree(run / CKPT_PREV)
+            (run / CKPT).rename(run / CKPT_PREV)
+        calls.append(1)
+        return got
+
+    monkeypatch.setattr(Run, "load_checkpoint", swapping)
+    tensors, path = r.read_checkpoint_tensors("generator", warn=lambda m: None)
+    assert len(calls) == 2 and path.parent.name == CKPT_PREV
+    want = load_tensors(path)
+    assert tensors.keys() == want.keys() and all(torch.equal(tensors[k], want[k]) for k in want)
+
+
+# -- NaN between checkpoints -------------------------------------------------------------------
+def test_nan_weights_stop_training_in_the_epoch_they_appear(run, monkeypatch):
+    real = Trainer.adversarial_epoch
+
+    def poisoned(self, fn):
+        out = real(self, fn)
+        with torch.no_grad():
+            next(self.G.parameters()).fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(Trainer, "adversarial_epoch", poisoned)
+    before = state(run)
+    line = error_line(invoke("train", run, "--epochs", "4", "--checkpoint-every", "3", "--device", "cpu"))
+    assert "NaN" in line
+    assert state(run) == before
+    assert "NaN" not in (run / "metrics.jsonl").read_text()
