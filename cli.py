@@ -628,12 +628,16 @@ def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, see
         from seqgan.datasets.text import read_sentences, tokenize
 
         refs = [tokenize(s, run.vocab.meta) for s in read_sentences(references)]
+    if references and "bleu" not in names:
+        click.echo("note: --references is used only by the bleu metric, which was not asked for", err=True)
     rows = evaluation_table(run, names, n, seed, "mle" if mle else "latest", device, refs, compare,
                             sample_size)
     cfg = run.config
+    scored = f"{min(n, sample_size)} of {n}" if sample_size else f"{n}"
     click.echo(f"run {run_dir}: data {cfg.data.spec}, preset {cfg.preset}, seed {cfg.train.seed}, "
                f"seqgan {run.meta.get('versions', {}).get('seqgan')}, "
-               f"torch {run.meta.get('versions', {}).get('torch')}, {n} samples (sampling seed {seed})")
+               f"torch {run.meta.get('versions', {}).get('torch')}, {scored} samples scored "
+               f"(sampling seed {seed})")
     click.echo(format_table(rows))
     if json_out:
         atomic_write_json(json_out, {"run": str(run_dir), "rows": rows, "samples": n, "seed": seed,

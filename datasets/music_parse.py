@@ -382,8 +382,10 @@ def _source_items(source: str, arg: str) -> tuple[list[tuple[str, str, str]], di
         music = MIDI_SUFFIXES | XML_SUFFIXES | ABC_SUFFIXES
         files = sorted(f for f in every if f.suffix.lower() in music)
         if not files:
+            hint = ("; text data must be one file with a sentence a line, not a folder"
+                    if any(f.suffix.lower() == ".txt" for f in every) else "")
             raise UserError(f"folder {arg!r} has no MIDI (.mid, .midi), MusicXML (.xml, .musicxml, "
-                            f".mxl) or ABC files ({len(every)} other files)")
+                            f".mxl) or ABC files ({len(every)} other files){hint}")
         return _items_from_files(files, root=path), {"files": _stat_list(files)}
     raise UserError(f"unknown music source {source!r}")
 

@@ -271,6 +271,9 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
     if not sents:
         raise UserError(f"text file {arg!r} has no words; give one sentence a line")
     vocab = build_vocab(sents, meta, opts["min_freq"], opts["max_vocab"])
+    if len(vocab) == len(SPECIALS):
+        raise UserError(f"{arg}: no word occurs at least min_freq={opts['min_freq']} times; lower "
+                        f"min_freq")
     T = seq_len or getattr(cfg, "seq_len", None) or choose_seq_len(
         [len(s) for s in sents], opts["len_percentile"], opts["max_len"])
     train, enc = _encode(vocab, sents, int(T))  # (N, T)

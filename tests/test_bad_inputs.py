@@ -617,3 +617,15 @@ def test_length_options_win_over_the_preset_but_not_over_seq_len(tmp_path):
     succeeds(invoke("pretrain", "--data", tmp_path / "s.txt", "--out", tmp_path / "t", *common,
                     "--data-option", "max_len=20"))
     assert Run(tmp_path / "t").config.generator.seq_len == 13
+
+
+def test_text_that_leaves_no_vocabulary_and_a_folder_of_text(tmp_path):
+    (tmp_path / "s.txt").write_text(TEXT)
+    fails_cleanly(invoke("pretrain", "--data", tmp_path / "s.txt", "--out", tmp_path / "a", "--preset", "quick",
+                         "--data-option", "min_freq=1000"), "no word occurs at least min_freq=1000")
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text(TEXT)
+    fails_cleanly(invoke("pretrain", "--data", tmp_path / "texts", "--out", tmp_path / "b", "--preset", "quick"),
+                  "text data must be one file")
+    no_run_left(tmp_path / "a")
+    no_run_left(tmp_path / "b")
