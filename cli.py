@@ -36,7 +36,7 @@ def friendly(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: a run keeps its last checkpoint (one per completed epoch); "
+            click.echo("\ninterrupted: what was checkpointed is kept (a run checkpoints every epoch); "
                        "run the same command again to resume", err=True)
             sys.exit(130)
         except OSError as e:
@@ -71,6 +71,19 @@ def _seed(seed):
     from seqgan.config import check_seed
 
     return seed if seed is None else check_seed(seed)
+
+
+def _absolute(spec: str | None) -> str | None:
+    """A data spec with its file or folder made absolute (recorded in a run, so that the run
+    can be resumed from any working directory)."""
+    if spec is None:
+        return None
+    from seqgan.datasets import resolve_spec
+
+    source, arg = resolve_spec(spec)
+    if not arg or source == "music21":
+        return spec
+    return f"oracle:{Path(arg).resolve()}" if source == "oracle" else str(Path(arg).resolve())
 
 
 def _same_data(a: str, b: str) -> bool:
@@ -157,7 +170,7 @@ def build_config(data: str, preset, epochs, seed, test_file, seq_len, batch_size
         preset_source = None
     if preset_source != source:  # the preset's source options belong to another kind of data
         cfg.data.options = {}
-    cfg.data = override(cfg.data, spec=data, test_spec=test_file, seq_len=seq_len)
+    cfg.data = override(cfg.data, spec=_absolute(data), test_spec=_absolute(test_file), seq_len=seq_len)
     given = _parse_kv(data_options)
     cfg.data.options = {**cfg.data.options, **given}
     # options that set the length win over the preset's T (but never over --seq-len)
@@ -184,16 +197,40 @@ def _check_resume_options(run, preset=None, epochs=None, seed=None, test_file=No
     cfg = run.config
     given = {"--preset": (preset, cfg.preset), "--seed": (seed, cfg.train.seed),
              "--seq-len": (seq_len, cfg.data.seq_len), "--batch-size": (batch_size, cfg.train.batch_size),
-             "--lr": (lr, cfg.train.mle_lr), "--eval-every": (eval_every, cfg.train.eval_every)}
+             "--lr": (lr, cfg.train.mle_lr)}
     if test_file is not None and not (cfg.data.test_spec and _same_data(test_file, cfg.data.test_spec)):
         given["--test"] = (test_file, cfg.data.test_spec)
-    for key, value in _parse_kv(data_options).items():
-        given[f"--data-option {key}"] = (value, cfg.data.options.get(key))
     differ = [f"{k} {v!r} (the run has {old!r})" for k, (v, old) in given.items()
               if v is not None and v != old]
+    for key, value in _parse_kv(data_options).items():  # null is a value here, not "not given"
+        old = _option_in_effect(cfg, key)
+        if value != old:
+            differ.append(f"--data-option {key}={json.dumps(value)} (the run has {json.dumps(old)})")
     if differ:
         raise UserError(f"{run.path} is an existing run and these options only apply when a run is "
                         f"created: {'; '.join(differ)}; omit them to resume it, or choose a new --out")
+
+
+def _option_in_effect(cfg, key: str):
+    """The value a data option had when the run was made: given, from the preset, or the
+    source's default (music's ``window`` is the run's sequence length)."""
+    from seqgan.datasets import resolve_spec
+
+    if key in cfg.data.options:
+        return cfg.data.options[key]
+    try:
+        source = resolve_spec(cfg.data.spec)[0]
+    except UserError:  # the source is gone; a run never re-reads it
+        return None
+    if key == "window" and source in LENGTH_OPTIONS and "window" in LENGTH_OPTIONS[source]:
+        return cfg.data.seq_len
+    if source == "text":
+        from seqgan.datasets.text import DEFAULT_OPTIONS
+    elif source in LENGTH_OPTIONS:
+        from seqgan.datasets.music_parse import OPTIONS as DEFAULT_OPTIONS
+    else:
+        return None
+    return DEFAULT_OPTIONS.get(key)
 
 
 @contextlib.contextmanager
@@ -211,6 +248,9 @@ def _removed_if_it_fails_before_a_checkpoint(run, new: bool):
 
             shutil.rmtree(run.path, ignore_errors=True)
             click.echo(f"{run.path} had no checkpoint yet and was removed", err=True)
+            if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                click.echo("interrupted: nothing was kept", err=True)
+                sys.exit(130)
         raise
 
 
@@ -227,6 +267,10 @@ def create_or_open(out: str, data: str | None, **kw):
             raise UserError(f"{out} holds a run on data {run.config.data.spec!r}, not {data!r}; "
                             f"choose another --out or omit --data to resume it")
         _check_resume_options(run, **kw)
+        if kw.get("eval_every") is not None and kw["eval_every"] != run.config.train.eval_every:
+            _positive("eval-every", kw["eval_every"])
+            run.config.train = override(run.config.train, eval_every=kw["eval_every"])
+            run.save_config()
         click.echo(f"resuming {out}", err=True)
         return run
     if data is None:
@@ -291,10 +335,6 @@ def apply_train_options(run, **kw) -> bool:
         raise UserError(f"--update-rate must be in [0, 1]; got {kw['update_rate']}")
     if kw.get("baseline") is not None and kw["baseline"] not in BASELINES:
         raise UserError(f"unknown --baseline {kw['baseline']!r}; choose one of: {', '.join(BASELINES)}")
-    if kw.get("objective") is not None:  # a name typed on the command line: check it even at λ = 1
-        from seqgan.objectives import get_objective
-
-        get_objective(kw["objective"], allow_import=True)
     tc = override(run.config.train, adv_epochs=kw.get("epochs"), rollout_num=kw.get("rollout_num"),
                   update_rate=kw.get("update_rate"), lambda_=kw.get("lambda_"),
                   objective=kw.get("objective"), g_steps=kw.get("g_steps"), d_steps=kw.get("d_steps"),
@@ -309,12 +349,13 @@ def apply_train_options(run, **kw) -> bool:
         if kw["epochs"] < done:
             raise UserError(f"{run.path} has already trained {done} adversarial epochs; --epochs is "
                             f"the total, so pass at least {done}")
-    if tc.lambda_ < 1 and tc.baseline == "seqgan":
+    uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
+    if uses_objective and not tc.objective:
+        raise UserError("λ < 1 needs an objective: pass --objective NAME")
+    if uses_objective or kw.get("objective") is not None:  # one typed is checked even at λ = 1
         from seqgan.objectives import get_objective
         from seqgan.rewards import RewardFn
 
-        if not tc.objective:
-            raise UserError("λ < 1 needs an objective: pass --objective NAME")
         fn = get_objective(tc.objective, allow_import=kw.get("objective") == tc.objective)
         # try it on real sequences now, not after minutes of discriminator pretraining
         probe = run.data()["train"][:64].long()
@@ -324,6 +365,16 @@ def apply_train_options(run, **kw) -> bool:
     run.config.discriminator = override(run.config.discriminator, batch_size=kw.get("d_batch_size"),
                                         impl=kw.get("d_impl"), compile=kw.get("d_compile"))
     return run.config.to_dict() != before
+
+
+def _already_trained(trainer, run_dir, changed: bool) -> bool:
+    """Say so when RUN has all the adversarial epochs asked for (then nothing is saved)."""
+    st, tc = trainer.state, trainer.tc
+    if st["phase"] != "done" or st["adv_epoch"] < tc.adv_epochs:
+        return False
+    click.echo(f"{run_dir} is already trained: {st['adv_epoch']} adversarial epochs; pass a larger "
+               f"--epochs to continue" + ("; the other options were not saved" if changed else ""))
+    return True
 
 
 def train_options(f):
@@ -382,13 +433,10 @@ def train(run_dir, device, **kw):
     run = Run(run_dir)
     changed = apply_train_options(run, **kw)
     trainer = _trainer(run, device, allow_import=kw.get("objective") is not None)
+    if _already_trained(trainer, run_dir, changed):
+        return
     if changed:
         run.save_config()
-    st = trainer.state
-    if st["phase"] == "done" and st["adv_epoch"] >= run.config.train.adv_epochs:
-        click.echo(f"{run_dir} is already trained: {st['adv_epoch']} adversarial epochs "
-                   f"({run.config.train.baseline}); pass a larger --epochs to continue")
-        return
     trainer.train_all()
     last = run.read_metrics()[-1]["metrics"] if run.read_metrics() else {}
     shown = ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in last.items())
@@ -628,6 +676,8 @@ def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, see
         from seqgan.datasets.text import read_sentences, tokenize
 
         refs = [tokenize(s, run.vocab.meta) for s in read_sentences(references)]
+    if references and run.vocab.kind != "text":
+        raise UserError(f"--references holds sentences; {run_dir} holds {KIND_WORDS[run.vocab.kind]}")
     if references and "bleu" not in names:
         click.echo("note: --references is used only by the bleu metric, which was not asked for", err=True)
     rows = evaluation_table(run, names, n, seed, "mle" if mle else "latest", device, refs, compare,
@@ -667,7 +717,7 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
     data = data or DEFAULT_MAIN_DATA
     out = out or DEFAULT_MAIN_RUN
     _seed(seed)
-    if preset is None and data == DEFAULT_MAIN_DATA:
+    if preset is None and data == DEFAULT_MAIN_DATA and not Path(out).exists():
         preset = "folk"
     resolve_device(device)  # bad options fail before a run directory is created
     if lambda_ is not None:
@@ -681,10 +731,12 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
                          seed=seed, test_file=None, seq_len=None, batch_size=None, lr=None,
                          eval_every=None, data_options=())
     with _removed_if_it_fails_before_a_checkpoint(run, new=new):
-        if apply_train_options(run, objective=objective, lambda_=lambda_):
-            run.save_config()
+        changed = apply_train_options(run, objective=objective, lambda_=lambda_)
         trainer = _trainer(run, device, allow_import=objective is not None)
-        trainer.train_all()
+        if not _already_trained(trainer, out, changed):
+            if changed:
+                run.save_config()
+            trainer.train_all()
     del trainer
     run = Run(out)
     samples = draw_samples(run, 16, 1.0, 0, "latest", device).cpu()

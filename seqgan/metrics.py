@@ -53,8 +53,8 @@ def nll_oracle(ctx: EvalContext) -> dict[str, float]:
 
 def nll_test(ctx: EvalContext) -> dict[str, float]:
     if ctx.test is None or not len(ctx.test):
-        raise UserError("nll-test needs held-out data and this run has none; for text, create the "
-                        "run with `seqgan pretrain --test FILE` (music and oracle runs make their own)")
+        raise UserError("nll-test needs held-out data and this run has none; create the run with "
+                        "`seqgan pretrain --test FILE` for text, or a test_fraction above 0 for music")
     if ctx.generator is None:
         return {"nll-test": float("nan")}
     return {"nll-test": ctx.generator.nll(ctx.test)}

@@ -157,6 +157,7 @@ class Trainer:
         if lost:  # only damage can lose records that a checkpoint has seen
             self.log(f"warning: {self.run.path / 'metrics.jsonl'}: {lost} of the {n} records before "
                      f"this checkpoint are damaged or missing and were dropped")
+            self.save()  # the same state, now counting the lines the repaired log really has
 
     def _check_finite(self) -> None:
         for name, model in (("generator", self.G), ("discriminator", self.D)):
@@ -311,6 +312,7 @@ class Trainer:
                 while self.state["d_round"] < total:
                     t0 = time.perf_counter()
                     m = self._d_round(self.tc.d_pretrain_epochs)
+                    self._check_finite()  # every round: --checkpoint-every K must not train on NaN
                     self.state["d_round"] += 1
                     self.state["seconds"] += time.perf_counter() - t0
                     r = self.state["d_round"]

@@ -629,3 +629,26 @@ def test_text_that_leaves_no_vocabulary_and_a_folder_of_text(tmp_path):
                   "text data must be one file")
     no_run_left(tmp_path / "a")
     no_run_left(tmp_path / "b")
+
+
+def test_resume_compares_data_options_with_the_values_in_effect(tmp_path, music_run):
+    run = copy_run(music_run, tmp_path)
+    # the values the run was made with, given or implied, are accepted ...
+    for opt in ("window=8", "cache=false", "transpose=\"c\"", "max_tunes=null"):
+        succeeds(invoke("pretrain", "--out", run, "--data-option", opt, "--device", "cpu"))
+    # ... and null is a value like any other
+    fails_cleanly(invoke("pretrain", "--out", run, "--data-option", "cache=null"),
+                  "--data-option cache=null (the run has false)")
+
+
+def test_a_run_resumes_from_another_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "s.txt").write_text(TEXT)
+    monkeypatch.chdir(tmp_path / "a")
+    succeeds(invoke("pretrain", "--data", "s.txt", "--test", "s.txt", "--preset", "quick", "--out", "../run",
+                    "--epochs", "0", "--device", "cpu"))
+    monkeypatch.chdir(tmp_path / "b")
+    succeeds(invoke("pretrain", "--data", tmp_path / "a" / "s.txt", "--test", "../a/s.txt",
+                    "--out", "../run", "--epochs", "0", "--device", "cpu"))
+    assert Run(tmp_path / "run").config.data.spec == str(tmp_path / "a" / "s.txt")

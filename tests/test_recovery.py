@@ -102,7 +102,16 @@ def test_finished_run_says_so_and_changes_nothing(run):
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     r = invoke("train", run, "--device", "cpu")
     assert r.exit_code == 0 and "is already trained: 1 adversarial epochs" in r.output
+    # options for training that does not happen are not recorded as if they had been used
+    r = invoke("train", run, "--baseline", "mle", "--update-rate", "0.5", "--device", "cpu")
+    assert r.exit_code == 0 and "the other options were not saved" in r.output
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+
+
+def test_run_command_resumes_a_run_of_another_preset(run):
+    r = invoke("run", "--out", run, "--device", "cpu")  # made with --preset quick, resumed without
+    assert r.exit_code == 0, r.output
+    assert (run / "results.json").is_file()
 
 
 # -- damaged files ---------------------------------------------------------------------------
@@ -116,6 +125,8 @@ def test_a_damaged_metrics_line_costs_only_itself(run):
     assert r.exit_code == 0 and f"1 of the {len(lines)} records" in r.stderr
     kept = [json.loads(x) for x in path.read_text().splitlines()]
     assert len(kept) == len(lines) - 1 and kept[-1]["phase"] == "adversarial"
+    # the checkpoint now counts the lines the repaired log has: a later resume keeps them all
+    assert state(run)["metrics_lines"] == len(kept)
 
 
 def test_a_bad_state_file_falls_back_to_the_previous_checkpoint(run):
