@@ -223,6 +223,9 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
                         f"note(s) (tunes too short? try a smaller window)")
 
     spq = tunes.steps_per_quarter
+    # One time signature for the whole vocabulary: the corpus's most common. Tunes in other
+    # metres, and windows that do not start on a bar line, are exported and measured
+    # (notes_per_bar) with that bar length: a known limit, not per-tune metre.
     ts_counts = Counter(m.get("time_signature") for m in tunes.meta if m.get("time_signature"))
     time_sig = ts_counts.most_common(1)[0][0] if ts_counts else "4/4"
     if not re.fullmatch(r"\d+/\d+", time_sig):
