@@ -214,7 +214,7 @@ def _check_resume_options(run, preset=None, epochs=None, seed=None, test_file=No
 def _option_in_effect(cfg, key: str):
     """The value a data option had when the run was made: given, from the preset, or the
     source's default (music's ``window`` is the run's sequence length)."""
-    from seqgan.datasets import resolve_spec
+    from seqgan.datasets import default_options, resolve_spec
 
     if key in cfg.data.options:
         return cfg.data.options[key]
@@ -222,15 +222,9 @@ def _option_in_effect(cfg, key: str):
         source = resolve_spec(cfg.data.spec)[0]
     except UserError:  # the source is gone; a run never re-reads it
         return None
-    if key == "window" and source in LENGTH_OPTIONS and "window" in LENGTH_OPTIONS[source]:
+    if key == "window" and key in LENGTH_OPTIONS.get(source, ()):
         return cfg.data.seq_len
-    if source == "text":
-        from seqgan.datasets.text import DEFAULT_OPTIONS
-    elif source in LENGTH_OPTIONS:
-        from seqgan.datasets.music_parse import OPTIONS as DEFAULT_OPTIONS
-    else:
-        return None
-    return DEFAULT_OPTIONS.get(key)
+    return default_options(source).get(key)
 
 
 @contextlib.contextmanager
@@ -343,12 +337,6 @@ def apply_train_options(run, **kw) -> bool:
                   duplicate_penalty=kw.get("duplicate_penalty"),
                   reward_baseline=kw.get("reward_baseline"),
                   checkpoint_every=kw.get("checkpoint_every"), d_samples=kw.get("d_samples"))
-    if kw.get("epochs") is not None:
-        ck = run.load_checkpoint(warn=lambda _m: None)
-        done = ck[0].get("adv_epoch", 0) if ck else 0
-        if kw["epochs"] < done:
-            raise UserError(f"{run.path} has already trained {done} adversarial epochs; --epochs is "
-                            f"the total, so pass at least {done}")
     uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
     if uses_objective and not tc.objective:
         raise UserError("λ < 1 needs an objective: pass --objective NAME")
@@ -433,6 +421,10 @@ def train(run_dir, device, **kw):
     run = Run(run_dir)
     changed = apply_train_options(run, **kw)
     trainer = _trainer(run, device, allow_import=kw.get("objective") is not None)
+    done = trainer.state["adv_epoch"]
+    if kw.get("epochs") is not None and kw["epochs"] < done:
+        raise UserError(f"{run.path} has already trained {done} adversarial epochs; --epochs is "
+                        f"the total, so pass at least {done}")
     if _already_trained(trainer, run_dir, changed):
         return
     if changed:

@@ -99,6 +99,11 @@ def _import(target: str) -> Any:
     return getattr(mod, attr) if attr else mod
 
 
+def default_options(source: str) -> dict[str, Any]:
+    """The option defaults of a data source (its module's ``DEFAULT_OPTIONS``)."""
+    return dict(_import(SOURCES[source]).DEFAULT_OPTIONS)
+
+
 def load_corpus(spec: str, cfg: Any = None, seq_len: int | None = None, seed: int = 0) -> Corpus:
     """Load the data named by ``spec`` (``cfg`` is a :class:`seqgan.config.DataConfig`)."""
     from seqgan.config import DataConfig

@@ -90,6 +90,8 @@ from seqgan.datasets.keys import _fold_into, _transpose, key_shifts
 # also re-exported: the names this module had before parsing moved out
 from seqgan.datasets.music_parse import (  # noqa: F401
     G_HOLD, G_REST, MAX_STEPS_PER_QUARTER, OPTIONS, TuneSet, _options, default_cache_dir, parse_tunes)
+
+DEFAULT_OPTIONS = OPTIONS  # the name every data source module gives its option defaults
 from seqgan.errors import UserError
 
 # torch and the package's types are imported where they are used, so that importing this

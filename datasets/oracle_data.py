@@ -15,24 +15,20 @@ from seqgan.errors import UserError
 from seqgan.oracle import Oracle
 
 
-OPTIONS = {"vocab_size": 2, "oracle_dim": 1}  # option -> smallest valid value
+DEFAULT_OPTIONS = {"vocab_size": 5000, "oracle_dim": 32}
 
 
 def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
+    from seqgan.datasets.options import check_options, integer
+
     T = seq_len or cfg.seq_len or 20
-    opts = dict(cfg.options or {})
-    unknown = sorted(set(opts) - set(OPTIONS))
-    if unknown:
-        raise UserError(f"oracle data: unknown option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
-    for key, least in OPTIONS.items():
-        v = opts.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < least):
-            raise UserError(f"oracle option {key} must be an integer >= {least}; got {v!r}")
+    opts = check_options("oracle", cfg.options, DEFAULT_OPTIONS,
+                         {"vocab_size": integer(2), "oracle_dim": integer(1)})
     if arg:  # sizes come from the file
         oracle = Oracle.from_npz(arg, seq_len=T)
     else:
-        dim = int(opts.get("oracle_dim", 32))
-        oracle = Oracle.random(int(opts.get("vocab_size", 5000)), dim, dim, T, seed=seed + 1)
+        dim = opts["oracle_dim"]
+        oracle = Oracle.random(opts["vocab_size"], dim, dim, T, seed=seed + 1)
     if cfg.n_train <= 0:
         raise UserError("n_train must be positive")
     g = torch.Generator().manual_seed(seed)

@@ -237,6 +237,7 @@ class Run:
             raise UserError(f"{vpath} has {len(self.vocab)} tokens but {cpath} says vocab_size "
                             f"{self.config.generator.vocab_size}: the files are not of one run")
         self._data: dict[str, torch.Tensor] | None = None
+        self._latest_damaged = False  # load_checkpoint fell back to .prev: replace, not rotate, it
         # opening a run never changes it (it may be in training in another process); the
         # trainer calls recover() before it resumes
 
@@ -320,7 +321,7 @@ class Run:
         atomic_write_json(tmp / "state.json", state)
         _fsync_dir(tmp)
         ck, prev = self.path / CKPT, self.path / CKPT_PREV
-        if ck.exists() and getattr(self, "_latest_damaged", False):
+        if ck.exists() and self._latest_damaged:
             shutil.rmtree(ck)  # training resumed from .prev: keep that as the fallback
         elif ck.exists():
             shutil.rmtree(prev, ignore_errors=True)
