@@ -30,11 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seqgan.config import DiscriminatorConfig, GeneratorConfig  # noqa: E402
-from seqgan.d_training import DiscriminatorTrainer  # noqa: E402
-from seqgan.discriminator import Discriminator  # noqa: E402
-from seqgan.generator import Generator  # noqa: E402
-from seqgan.rollout import RolloutPolicy, reference_rewards  # noqa: E402
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.models.generator import GeneratorConfig  # noqa: E402
+from seqgan.training.d_training import DiscriminatorTrainer  # noqa: E402
+from seqgan.models.discriminator import Discriminator  # noqa: E402
+from seqgan.models.generator import Generator  # noqa: E402
+from seqgan.training.rollout import RolloutPolicy, reference_rewards  # noqa: E402
 
 
 def sync(dev):
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--skip-loop-epoch", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "adversarial.json"))
     args = ap.parse_args()
-    from seqgan.train import resolve_device
+    from seqgan.training.state import resolve_device
 
     dev = resolve_device(args.device)  # enables TF32 on CUDA, as training does
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""BLEU and self-BLEU: nltk vs seqgan.bleu, side by side on the same COCO inputs.
+"""BLEU and self-BLEU: nltk vs seqgan.metrics.bleu, side by side on the same COCO inputs.
 
 Hypotheses are the COCO test captions, references the COCO train captions (10,000 each, as
 the text-GAN papers evaluate), BLEU-2..5 with nltk's method-1 smoothing. nltk is timed the
@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout: `python bench/bench_bleu.py`
 
-from seqgan.bleu import BleuReference, self_bleu  # noqa: E402
+from seqgan.metrics.bleu import BleuReference, self_bleu  # noqa: E402
 from seqgan.datasets.text import read_sentences, tokenize  # noqa: E402
 
 NS = (2, 3, 4, 5)

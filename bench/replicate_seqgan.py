@@ -56,9 +56,9 @@ def last_nll(run: Path) -> tuple[float, float]:
 def random_row(oracle_path: str, seed: int, device: str) -> float:
     import torch
 
-    from seqgan.config import GeneratorConfig
-    from seqgan.generator import Generator
-    from seqgan.oracle import Oracle
+    from seqgan.models.generator import GeneratorConfig
+    from seqgan.models.generator import Generator
+    from seqgan.models.oracle import Oracle
 
     torch.manual_seed(seed)
     g = Generator(GeneratorConfig()).to(device)

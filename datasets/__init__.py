@@ -12,19 +12,22 @@ A *data spec* names a source (see :func:`resolve_spec`):
 =============================  ==============================================
 
 Each source module exposes ``load(arg, cfg, seq_len, seed) -> Corpus``. Sources are
-imported lazily so that, e.g., the oracle never imports music21.
+imported lazily so that, e.g., the oracle never imports music21. Importing this package
+imports no torch (only the sources do), so that the music parser's worker processes,
+which import ``seqgan.datasets.music_readers``, start without it.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from seqgan.datasets.vocab import Vocabulary
 from seqgan.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Corpus", "Vocabulary", "load_corpus", "resolve_spec", "format_samples", "SOURCES"]
 
@@ -40,7 +43,7 @@ class Corpus:
     vocab: Vocabulary
     start_token: int
     test: torch.Tensor | None = None  # (M, T) int64, held out
-    oracle: Any = None  # seqgan.oracle.Oracle for synthetic data
+    oracle: Any = None  # seqgan.models.oracle.Oracle for synthetic data
     info: dict[str, Any] = field(default_factory=dict)  # counts to report (skipped, cut, ...)
 
     @property
@@ -105,8 +108,8 @@ def default_options(source: str) -> dict[str, Any]:
 
 
 def load_corpus(spec: str, cfg: Any = None, seq_len: int | None = None, seed: int = 0) -> Corpus:
-    """Load the data named by ``spec`` (``cfg`` is a :class:`seqgan.config.DataConfig`)."""
-    from seqgan.config import DataConfig
+    """Load the data named by ``spec`` (``cfg`` is a :class:`seqgan.datasets.config.DataConfig`)."""
+    from seqgan.datasets.config import DataConfig
 
     cfg = cfg or DataConfig(spec=spec)
     source, arg = resolve_spec(spec)

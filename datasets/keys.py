@@ -1,4 +1,4 @@
-"""Key finding and transposition of parsed tunes (grids of :mod:`seqgan.datasets.music_parse`).
+"""Key finding and transposition of parsed tunes (grids of :mod:`seqgan.datasets.music_readers`).
 
 A tune's key is its declared key signature or tonic, or the best of the 24 major and minor
 keys by the Pearson correlation of its duration-weighted pitch-class histogram with the
@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from seqgan.datasets.music_parse import G_HOLD
+from seqgan.datasets.music_readers import G_HOLD
 
 # Krumhansl & Kessler (1982) key profiles, tonic first
 _KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

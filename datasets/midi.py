@@ -103,7 +103,7 @@ def tokens_to_midi(vocab: Any, seq: Sequence[int] | torch.Tensor, tempo: float =
 
 def _atomic_write_midi(pm: Any, path: Path) -> None:
     """Write through the run directory's atomic writer (temporary file, usual mode, replace)."""
-    from seqgan.checkpoint import atomic_write_bytes
+    from seqgan.files import atomic_write_bytes
 
     buf = io.BytesIO()
     pm.write(buf)

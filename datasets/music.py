@@ -34,8 +34,10 @@ quantise to ``steps_per_quarter`` (a note keeps at least one step; of notes soun
 once the highest wins) → trim leading and trailing silence → transpose → cut windows.
 The parsed grids are cached (safetensors + JSON metadata, never pickle) under
 ``cache_dir`` keyed by source and parsing options, so a second load takes seconds.
-Parsing, its worker processes and the cache are in :mod:`seqgan.datasets.music_parse`,
-key finding and transposition in :mod:`seqgan.datasets.keys`.
+Parsing starts in :mod:`seqgan.datasets.music_parse` (the options, :func:`parse_tunes`);
+the readers are in :mod:`seqgan.datasets.music_readers`, the worker processes in
+:mod:`seqgan.datasets.music_workers`, the cache in :mod:`seqgan.datasets.music_cache`, key
+finding and transposition in :mod:`seqgan.datasets.keys`.
 
 Options (``DataConfig.options``; unknown keys are errors, and each value is checked by
 :func:`seqgan.datasets.options.check_options`: a wrong type or a value out of range is a
@@ -72,8 +74,9 @@ cache               ``true`` (default) or ``false``; files go to ``cache_dir/mus
                     (default ``$SEQGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqgan`` or
                     ``~/.cache/seqgan``)
 workers             parsing processes, an integer in 1..256 (default: up to 8 for 400+
-                    tunes, else 1); they are child Pythons exchanging JSON lines, nothing is
-                    pickled
+                    tunes, else 1): a process pool started from a forkserver (see
+                    :mod:`seqgan.datasets.music_workers`), so a script that loads music
+                    keeps its top level under ``if __name__ == "__main__":``
 progress            show a progress bar on long loads (default ``true``; only on a terminal)
 ==================  ======================================================================
 """
@@ -88,14 +91,15 @@ import numpy as np
 
 from seqgan.datasets.keys import _fold_into, _transpose, key_shifts
 # also re-exported: the names this module had before parsing moved out
-from seqgan.datasets.music_parse import (  # noqa: F401
-    G_HOLD, G_REST, MAX_STEPS_PER_QUARTER, OPTIONS, TuneSet, _options, default_cache_dir, parse_tunes)
+from seqgan.datasets.music_cache import default_cache_dir  # noqa: F401
+from seqgan.datasets.music_parse import MAX_STEPS_PER_QUARTER, OPTIONS, _options, parse_tunes  # noqa: F401
+from seqgan.datasets.music_readers import G_HOLD, G_REST, TuneSet  # noqa: F401
 
 DEFAULT_OPTIONS = OPTIONS  # the name every data source module gives its option defaults
 from seqgan.errors import UserError
 
 # torch and the package's types are imported where they are used, so that importing this
-# module stays cheap (parsing itself is in music_parse, which workers load on their own).
+# module stays cheap.
 if TYPE_CHECKING:
     import torch
 
@@ -248,27 +252,32 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
 # ---------------------------------------------------------------------------------------
 # tokens → notes and text
 # ---------------------------------------------------------------------------------------
-def _token_pitches(vocab: Vocabulary) -> list[int]:
-    """MIDI pitch per token id (-1: not a pitch), from ``meta["pitches"]`` or token names."""
-    pitches = vocab.meta.get("pitches")
-    if isinstance(pitches, list) and len(pitches) == len(vocab):
+def token_pitches(vocab: Vocabulary) -> list[int]:
+    """MIDI pitch per token id (-1: not a pitch), from ``meta["pitches"]`` or token names.
+
+    The one decoding of tokens to pitches (the music objectives and metrics use it too).
+    """
+    tokens = list(vocab.tokens)
+    pitches = (getattr(vocab, "meta", None) or {}).get("pitches")
+    if isinstance(pitches, list) and len(pitches) == len(tokens):
         return [int(p) for p in pitches]
     out = []
-    for name in vocab.tokens:
+    for name in tokens:
         m = re.fullmatch(r"([A-G]#?)(-?\d+)", name)
         out.append(12 * (int(m.group(2)) + 1) + NOTE_NAMES.index(m.group(1)) if m else -1)
     return out
 
 
 def _special_id(vocab: Vocabulary, key: str, name: str, default: int) -> int:
-    v = vocab.meta.get(key)
+    v = (getattr(vocab, "meta", None) or {}).get(key)
     if isinstance(v, int):
         return v
     return vocab.tokens.index(name) if name in vocab.tokens else default
 
 
-def hold_id(vocab: Vocabulary) -> int:
-    return _special_id(vocab, "hold", "_", HOLD)
+def hold_id(vocab: Vocabulary, default: int = HOLD) -> int:
+    """The HOLD id: ``meta["hold"]``, else the token ``"_"``, else ``default``."""
+    return _special_id(vocab, "hold", "_", default)
 
 
 def rest_id(vocab: Vocabulary) -> int:
@@ -282,7 +291,7 @@ def decode_notes(vocab: Vocabulary, seq: Sequence[int] | torch.Tensor) -> list[t
     or after silence) is silence; REST, PAD, BOS and unknown ids are silence.
     """
     ids = seq.tolist() if hasattr(seq, "tolist") else list(seq)
-    pitches, hold = _token_pitches(vocab), hold_id(vocab)
+    pitches, hold = token_pitches(vocab), hold_id(vocab)
     notes: list[list[int]] = []
     sounding = False
     for t, i in enumerate(ids):

@@ -14,9 +14,8 @@ Rules: an integer is a JSON integer (not ``true``, not ``2.5``); a number is an 
 a float, finite (not ``true``); a boolean is only ``true`` or ``false``; ``null`` is
 accepted only where the option says so. Checked values are returned unchanged.
 
-Importing this module loads the ``seqgan.datasets`` package (and torch), which the music
-parser's worker processes must not: :mod:`seqgan.datasets.music_parse` imports it inside
-its ``_options``.
+Importing this module loads the ``seqgan.datasets`` package (which imports no torch);
+the music parser's worker processes never import it.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 from seqgan.datasets import Corpus
 from seqgan.datasets.vocab import Vocabulary
 from seqgan.errors import UserError
-from seqgan.oracle import Oracle
+from seqgan.models.oracle import Oracle
 
 
 DEFAULT_OPTIONS = {"vocab_size": 5000, "oracle_dim": 32}

@@ -95,12 +95,12 @@ class Vocabulary:
                    meta=dict(d.get("meta") or {}))
 
     def save(self, path: str | Path) -> None:
-        from seqgan.checkpoint import atomic_write_json
+        from seqgan.files import atomic_write_json
 
         atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        from seqgan.checkpoint import read_json
+        from seqgan.files import read_json
 
         return cls.from_dict(read_json(path))

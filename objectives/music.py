@@ -34,19 +34,18 @@ fifths / fourths / sixths, and ``rescale`` applies ORGAN's batch min-max ``remap
 """
 from __future__ import annotations
 
-import re
 import weakref
 from typing import Any, Callable
 
 import torch
 
+from seqgan.datasets.music import hold_id, token_pitches
 from seqgan.errors import UserError
 from seqgan.objectives import register_objective
 
 __all__ = ["tonality", "melodicity", "ratio_of_steps", "make_objective", "pitch_lut",
            "intervals", "minmax_rescale", "INTERVAL_SETS"]
 
-_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # objective name -> (semitone set, whether the set is ascending-only by default)
 INTERVAL_SETS: dict[str, tuple[tuple[int, ...], bool]] = {
     "tonality": ((7,), True),  # ascending perfect fifth
@@ -61,18 +60,7 @@ _LUT_CACHE: dict[int, tuple[Any, dict[str, tuple[torch.Tensor, int]]]] = {}
 
 def _token_pitches(vocab: Any) -> tuple[list[int], int]:
     """MIDI pitch per token (-1 if none) and the HOLD id (-1 if none) of a vocabulary."""
-    tokens = list(vocab.tokens)
-    meta = getattr(vocab, "meta", {}) or {}
-    pitches = meta.get("pitches")
-    if not (isinstance(pitches, list) and len(pitches) == len(tokens)):
-        pitches = []
-        for name in tokens:
-            m = re.fullmatch(r"([A-G]#?)(-?\d+)", name)
-            pitches.append(12 * (int(m.group(2)) + 1) + _NAMES.index(m.group(1)) if m else -1)
-    hold = meta.get("hold")
-    if not isinstance(hold, int):
-        hold = tokens.index("_") if "_" in tokens else -1
-    return [int(p) for p in pitches], int(hold)
+    return token_pitches(vocab), int(hold_id(vocab, default=-1))
 
 
 def pitch_lut(vocab: Any, device: torch.device | str) -> tuple[torch.Tensor, int]:

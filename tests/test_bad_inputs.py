@@ -19,7 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from seqgan.checkpoint import Run
+from seqgan.runs.rundir import RunDir
 from seqgan.cli import main  # the checkout root is on seqgan.__path__
 
 
@@ -88,7 +88,7 @@ def midi_bytes() -> bytes:
 
 
 def npz_bytes() -> bytes:
-    from seqgan.oracle import Oracle
+    from seqgan.models.oracle import Oracle
 
     buf = io.BytesIO()
     np.savez(buf, **{k: v.numpy() for k, v in Oracle.random(50, 8, 8, 8, seed=1).params().items()})
@@ -330,10 +330,11 @@ def test_corrupt_checkpoint_falls_back_with_a_warning(tmp_path, oracle_run, name
     # names the file (a flipped digest in state.json: the file it no longer matches, and state.json)
     assert str(run / "checkpoint") in warnings[0] and name in warnings[0]
     # what was sampled is the previous checkpoint's generator
-    from seqgan.checkpoint import Run, load_tensors
-    from seqgan.generator import Generator
+    from seqgan.files import load_tensors
+    from seqgan.runs.rundir import RunDir
+    from seqgan.models.generator import Generator
 
-    g = Generator(Run(run).config.generator)
+    g = Generator(RunDir(run).config.generator)
     g.load_state_dict(load_tensors(run / "checkpoint.prev" / "generator.safetensors"))
     want = g.sample(2, generator=torch.Generator().manual_seed(1))
     assert r.stdout.split() == [str(int(t)) for t in want.flatten()]
@@ -570,7 +571,7 @@ def test_pretrain_resume_with_the_same_options_and_more_mle_epochs(tmp_path):
     succeeds(invoke("pretrain", "--data", "oracle", "--out", run, "--epochs", "2", "--seed", "3"))
     assert (state()["mle_epoch"], state()["phase"]) == (2, "d-pretrain")
     assert json.loads((run / "config.json").read_text())["config"]["train"]["mle_epochs"] == 2
-    assert [m["epoch"] for m in Run(run).read_metrics()] == [0, 1, 2]
+    assert [m["epoch"] for m in RunDir(run).metrics.read()] == [0, 1, 2]
 
 
 def test_run_command_refuses_other_data_for_an_existing_run(tmp_path, oracle_run):
@@ -611,12 +612,12 @@ def test_length_options_win_over_the_preset_but_not_over_seq_len(tmp_path):
     no_run_left(tmp_path / "a")
     succeeds(invoke("pretrain", "--data", tmp_path / "t.abc", "--out", tmp_path / "m", *common,
                     "--data-option", "window=12", "--data-option", "cache=false"))
-    assert Run(tmp_path / "m").config.generator.seq_len == 12  # quick alone would give 8
+    assert RunDir(tmp_path / "m").config.generator.seq_len == 12  # quick alone would give 8
     # text: T comes from the data (longest 12 words + EOS) under max_len, not the quick preset's 8
     (tmp_path / "s.txt").write_text("".join(f"a b c d e f g h i j k {i}\n" for i in range(30)))
     succeeds(invoke("pretrain", "--data", tmp_path / "s.txt", "--out", tmp_path / "t", *common,
                     "--data-option", "max_len=20"))
-    assert Run(tmp_path / "t").config.generator.seq_len == 13
+    assert RunDir(tmp_path / "t").config.generator.seq_len == 13
 
 
 def test_text_that_leaves_no_vocabulary_and_a_folder_of_text(tmp_path):
@@ -651,4 +652,4 @@ def test_a_run_resumes_from_another_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "b")
     succeeds(invoke("pretrain", "--data", tmp_path / "a" / "s.txt", "--test", "../a/s.txt",
                     "--out", "../run", "--epochs", "0", "--device", "cpu"))
-    assert Run(tmp_path / "run").config.data.spec == str(tmp_path / "a" / "s.txt")
+    assert RunDir(tmp_path / "run").config.data.spec == str(tmp_path / "a" / "s.txt")

@@ -1,4 +1,4 @@
-"""seqgan.bleu equals nltk's sentence_bleu (method 1) exactly, and self-BLEU its brute force."""
+"""seqgan.metrics.bleu equals nltk's sentence_bleu (method 1) exactly, and self-BLEU its brute force."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from seqgan.bleu import (BleuReference, corpus_bleu_scores, distinct_n, eos_lengths,
+from seqgan.metrics.bleu import (BleuReference, corpus_bleu_scores, distinct_n, eos_lengths,
                          percent_unique, self_bleu_scores)
 from seqgan.errors import UserError
 
@@ -176,7 +176,7 @@ def test_score_tensor_cuda_equals_cpu():
 
 
 def test_clipped_sum_sync_free_path_equals_masked_path():
-    from seqgan.bleu import _TensorTables
+    from seqgan.metrics.bleu import _TensorTables
 
     g = torch.Generator().manual_seed(6)
     dense = torch.randint(-1, 7, (50, 9), generator=g)  # -1: slots without a reference n-gram

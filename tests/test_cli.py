@@ -163,7 +163,7 @@ def test_default_bleu_references_never_match_unknown_words():
     import torch
 
     from seqgan.datasets import Vocabulary
-    from seqgan.metrics import EvalContext, bleu
+    from seqgan.metrics.registry import EvalContext, bleu
 
     v = Vocabulary(tokens=["<pad>", "<bos>", "<eos>", "<unk>", "cat", "dog"], kind="text", pad=0, bos=1,
                    eos=2, unk=3)

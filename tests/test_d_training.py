@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from seqgan.config import DiscriminatorConfig
-from seqgan.d_training import DiscriminatorTrainer
-from seqgan.discriminator import Discriminator
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.training.d_training import DiscriminatorTrainer
+from seqgan.models.discriminator import Discriminator
 
 SMALL = DiscriminatorConfig(emb_dim=8, filter_sizes=(1, 2, 4, 5, 9), num_filters=(3, 2, 4, 2, 3))
 

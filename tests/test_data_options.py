@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from seqgan.config import DataConfig
+from seqgan.datasets.config import DataConfig
 from seqgan.datasets import load_corpus
 from seqgan.datasets import music as M
 from seqgan.datasets import text as TX

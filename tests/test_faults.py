@@ -27,8 +27,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan.checkpoint import CKPT, CKPT_PREV, CKPT_TMP, Run, load_tensors
-from seqgan.train import PHASES
+from seqgan.files import load_tensors
+from seqgan.runs.checkpoints import CKPT, CKPT_PREV, CKPT_TMP
+from seqgan.runs.rundir import RunDir
+from seqgan.runs.checkpoints import PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,49 +73,40 @@ def die():
 
 
 import torch
-import seqgan.checkpoint as ck
+import seqgan.files as files
 from seqgan.cli import main
-from seqgan.d_training import DiscriminatorTrainer
-from seqgan.rollout import RolloutPolicy
+from seqgan.runs.checkpoints import CKPT_TMP
+from seqgan.runs.metrics_log import MetricsLog
+from seqgan.training.d_training import DiscriminatorTrainer
+from seqgan.training.rollout import RolloutPolicy
 
-_write = ck.atomic_write_bytes
+_write = files.atomic_write_bytes  # every file a run writes goes through it
 def atomic_write_bytes(path, data):
     path = Path(path)
     if path.parent.name.endswith(".creating") and hit("create"):
         die()
-    if path.parent.name == ck.CKPT_TMP and path.suffix == ".safetensors" and hit("tensorwrite"):
+    if path.parent.name == CKPT_TMP and path.suffix == ".safetensors" and hit("tensorwrite"):
         (path.parent / f".{path.name}.half.tmp").write_bytes(data[: len(data) // 2])
         die()
     return _write(path, data)
-ck.atomic_write_bytes = atomic_write_bytes
-
-if hasattr(ck, "save_file"):  # tensors written by safetensors' save_file to a temp name
-    _save_file = ck.save_file
-    def save_file(tensors, filename, metadata=None):
-        if Path(filename).parent.name == ck.CKPT_TMP and hit("tensorwrite"):
-            _save_file(tensors, filename, metadata=metadata)
-            data = Path(filename).read_bytes()
-            Path(filename).write_bytes(data[: len(data) // 2])
-            die()
-        return _save_file(tensors, filename, metadata=metadata)
-    ck.save_file = save_file
+files.atomic_write_bytes = atomic_write_bytes
 
 _replace = os.replace
 def replace(src, dst, *a, **k):
-    if Path(src).name == ck.CKPT_TMP and hit("swap"):  # old checkpoint already moved to .prev
+    if Path(src).name == CKPT_TMP and hit("swap"):  # old checkpoint already moved to .prev
         die()
     return _replace(src, dst, *a, **k)
 os.replace = replace
 
-_log = ck.Run.log_metrics
-def log_metrics(self, record):
+_append = MetricsLog.append
+def append(self, record):
     if hit("metrics"):
         line = json.dumps(record, sort_keys=True)
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with open(self.path, "a", encoding="utf-8") as f:
             f.write(line[: len(line) // 2])
         die()
-    return _log(self, record)
-ck.Run.log_metrics = log_metrics
+    return _append(self, record)
+MetricsLog.append = append
 
 def wrap(owner, name, hook_name):
     orig = getattr(owner, name)
@@ -126,7 +119,7 @@ def wrap(owner, name, hook_name):
 wrap(DiscriminatorTrainer, "_step", "dstep")
 wrap(RolloutPolicy, "rewards", "rollout")
 wrap(torch.optim.Adam, "step", "adam")
-from seqgan.generator import Generator
+from seqgan.models.generator import Generator
 wrap(Generator, "log_probs", "logprobs")
 
 for line in sys.stdin:
@@ -251,9 +244,9 @@ def snapshot(path: Path) -> dict[str, bytes]:
 def assert_readable(path: Path, expect_checkpoint: bool) -> None:
     """A killed run opens, and its latest checkpoint verifies — without changing any file."""
     before = snapshot(path)
-    run = Run(path)
+    run = RunDir(path)
     warnings: list[str] = []
-    ck = run.load_checkpoint(warn=warnings.append)
+    ck = run.checkpoints.load(warn=warnings.append)
     if not expect_checkpoint and ck is None:
         return
     assert ck is not None, f"no checkpoint in {sorted(before)}"
@@ -261,7 +254,7 @@ def assert_readable(path: Path, expect_checkpoint: bool) -> None:
     assert state["phase"] in PHASES
     for name, p in paths.items():
         assert isinstance(load_tensors(p), dict), name  # parses (an unused optimizer: {})
-    assert int(state["metrics_lines"]) <= len(run.read_metrics())
+    assert int(state["metrics_lines"]) <= len(run.metrics.read())
     assert snapshot(path) == before, "opening a run must not change it"
 
 
@@ -335,7 +328,7 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, server):
     reads = 0
     while server.next_pause():
         assert not (ref / CKPT).exists() and (ref / CKPT_TMP / "state.json").is_file()
-        ck = Run(ref).load_checkpoint(warn=lambda m: None)
+        ck = RunDir(ref).checkpoints.load(warn=lambda m: None)
         assert ck is not None and ck[0]["phase"] in PHASES
         reads += 1
         server.resume()
@@ -435,7 +428,7 @@ def test_bad_objective_values_stop_training_and_keep_the_checkpoint(tmp_path, mo
         assert r.exit_code == 0, r.output
         state = json.loads((run / CKPT / "state.json").read_text())
         assert state["adv_epoch"] == 2 and state["phase"] == "done"
-        last = Run(run).read_metrics()[-1]
+        last = RunDir(run).metrics.read()[-1]
         assert last["epoch"] == 2 and 0.0 <= last["metrics"]["reward"] <= 1.0
     finally:
         torch.set_num_threads(n)

@@ -6,11 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from seqgan.config import DiscriminatorConfig, GeneratorConfig
-from seqgan.d_training import DiscriminatorTrainer
-from seqgan.discriminator import Discriminator
-from seqgan.generator import Generator
-from seqgan.rollout import RolloutPolicy
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.models.generator import GeneratorConfig
+from seqgan.training.d_training import DiscriminatorTrainer
+from seqgan.models.discriminator import Discriminator
+from seqgan.models.generator import Generator
+from seqgan.training.rollout import RolloutPolicy
 
 pytestmark = pytest.mark.gpu
 

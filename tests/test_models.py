@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan.config import DiscriminatorConfig, GeneratorConfig
-from seqgan.discriminator import Discriminator
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.models.generator import GeneratorConfig
+from seqgan.models.discriminator import Discriminator
 from seqgan.errors import UserError
-from seqgan.generator import Generator
-from seqgan.oracle import Oracle
+from seqgan.models.generator import Generator
+from seqgan.models.oracle import Oracle
 
 
 def small_gen(**kw):
@@ -151,7 +152,7 @@ def test_grouped_gradients_equal_conv_and_leave_padding_at_zero():
 def test_group_banks_seqgan_split_and_optimality():
     from itertools import combinations
 
-    from seqgan.discriminator import group_banks
+    from seqgan.models.discriminator import group_banks
 
     d = DiscriminatorConfig()
     assert group_banks(d.filter_sizes, d.num_filters, 20, 64) == [(0, 5), (5, 10), (10, 12)]

@@ -2,21 +2,27 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import textwrap
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from seqgan.config import DataConfig
+from seqgan.datasets.config import DataConfig
 from seqgan.datasets import format_samples, load_corpus
 from seqgan.datasets import keys as K
 from seqgan.datasets import music as M
-from seqgan.datasets import music_parse as P
+from seqgan.datasets import music_readers as P
+from seqgan.datasets import music_workers as W
 from seqgan.datasets.midi import export_samples, piano_roll_png, tokens_to_midi
 from seqgan.errors import UserError
-from seqgan.music_metrics import diversity, edit_distance, music_metrics
+from seqgan.metrics.music import diversity, edit_distance, music_metrics
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 NOTTINGHAM = DATA / "nottingham_abc" / "nottingham.abc.txt"
@@ -102,7 +108,7 @@ def test_abc_parsing_chords_ties_grace_triplets():
 
 def test_key_shift_to_c_major_and_a_minor():
     tunes = P._split_abc(ABC_TUNES, "t.abc")
-    parsed = [P._parse_item(("abc", n, t), 4, None) for n, t in tunes]
+    parsed = [P.parse_item(("abc", n, t), 4, None) for n, t in tunes]
     d_major, minor = parsed[0], parsed[3]
     grids = [np.asarray(d_major[1], np.int16), np.asarray(minor[1], np.int16)]
     shifts = K.key_shifts(grids, [d_major[2], minor[2]], "signature")
@@ -228,11 +234,87 @@ def test_worker_processes_give_the_same_tunes(abc_file):
     assert info["workers"] == 2 and parallel.skipped == serial.skipped
     assert [g.tolist() for g in parallel.grids] == [g.tolist() for g in serial.grids]
     assert parallel.meta == serial.meta
-    # the workers (music_parse.py loaded by path) answer every item: none is left to redo
-    items = [("abc", n, t) for n, t in P._split_abc(ABC_TUNES, "t.abc")]
+    # the pool answers every item (in chunks, in order): none is left to redo
+    items = [("abc", n, t) for n, t in P._split_abc(ABC_TUNES * 3, "t.abc")]
     results = [None] * len(items)
-    P._run_workers(items, 4, None, 2, results, lambda: None)
-    assert results == [P._parse_item(it, 4, None) for it in items]
+    ticks = []
+    W.run_pool(partial(P.parse_item, spq=4, instrument=None), items, 2, results,
+               lambda: ticks.append(1))
+    assert results == [P.parse_item(it, 4, None) for it in items] and len(ticks) == len(items)
+
+
+def test_pool_equals_serial_on_real_tunes():
+    # Essen (ABC) and Bach chorales (MusicXML) from music21's corpus, no network
+    for corpus, n in (("essen", 24), ("bach", 2)):
+        items = P.source_items("music21", corpus)[0][:n]
+        serial = W.parse_all(items, 4, None, 1, False, "serial")
+        pooled = W.parse_all(items, 4, None, 2, False, "pool")
+        assert pooled == serial and sum(err is None for *_, err in serial) >= n - 1
+
+
+def test_chunk_size():
+    assert W.chunk_size(1, 8) == 1 and W.chunk_size(40, 2) == 5
+    assert W.chunk_size(8500, 8) == W.MAX_CHUNK
+
+
+# a tune that makes the worker parsing it exit at once (in the caller it parses as usual)
+CRASHER = "exit.abc#99 (Exit)"
+PARSED_IN_CALLER: list[str] = []
+
+
+def _exit_in_worker(item, spq, instrument):
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        PARSED_IN_CALLER.append(item[1])
+    elif item[1] == CRASHER:
+        os._exit(3)
+    return P.parse_item(item, spq, instrument)
+
+
+def test_a_crashed_worker_leaves_its_tunes_to_the_caller(caplog):
+    items = [("abc", n, t) for n, t in P._split_abc(ABC_TUNES * 6, "t.abc")]
+    items.append(("abc", CRASHER, "X:99\nT:Exit\nL:1/4\nK:G\nGABc|d4|]\n"))
+    PARSED_IN_CALLER.clear()
+    with caplog.at_level("WARNING", logger="seqgan.music"):
+        got = W.parse_all(items, 4, None, 2, False, "crash", parse=_exit_in_worker)
+    assert got == [P.parse_item(it, 4, None) for it in items]
+    assert got[-1][1] is not None and got[-1][3] is None  # the crasher's tune, read by the caller
+    # the pool broke (BrokenProcessPool); the caller parsed what was not answered yet
+    assert "worker died" in caplog.text and CRASHER in PARSED_IN_CALLER
+
+
+def test_workers_load_neither_torch_nor_the_training_code(tmp_path):
+    """A process pool run from a Python without torch: the workers never import it."""
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent(f'''
+        import json
+        import sys
+
+        from seqgan.datasets import music_readers, music_workers
+
+
+        def probe(item, spq, instrument):
+            result = music_readers.parse_item(item, spq, instrument)
+            return result, sorted(m for m in sys.modules if m == "torch" or m.startswith("seqgan"))
+
+
+        if __name__ == "__main__":
+            items = [("abc", n, t) for n, t in music_readers._split_abc({ABC_TUNES!r}, "t.abc")]
+            out = music_workers.parse_all(items, 4, None, 2, False, "probe", parse=probe)
+            serial = [music_readers.parse_item(it, 4, None) for it in items]
+            assert [r for r, _ in out] == serial
+            print(json.dumps([sorted({{m for _, mods in out for m in mods}}), "torch" in sys.modules]))
+        '''))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    worker_modules, parent_has_torch = json.loads(proc.stdout.splitlines()[-1])
+    assert "torch" not in worker_modules and not parent_has_torch
+    assert "seqgan.datasets.music_readers" in worker_modules
+    assert set(worker_modules) <= {"seqgan", "seqgan.errors", "seqgan.version", "seqgan.datasets", "seqgan.datasets.vocab",
+                                   "seqgan.datasets.music_readers", "seqgan.datasets.music_workers"}
 
 
 @pytest.mark.skipif(not NOTTINGHAM.is_file(), reason=f"shared data not found at {NOTTINGHAM}")

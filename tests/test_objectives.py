@@ -198,10 +198,10 @@ def test_minmax_rescale_per_group():
 
 
 def test_rescaled_objective_rewards_do_not_depend_on_the_scoring_chunk():
-    from seqgan.config import GeneratorConfig
-    from seqgan.generator import Generator
-    from seqgan.rewards import RewardFn
-    from seqgan.rollout import RolloutPolicy
+    from seqgan.models.generator import GeneratorConfig
+    from seqgan.models.generator import Generator
+    from seqgan.training.rewards import RewardFn
+    from seqgan.training.rollout import RolloutPolicy
 
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(vocab_size=len(VOCAB), emb_dim=8, hidden_dim=8, seq_len=8, start_token=1))

@@ -12,10 +12,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from seqgan.checkpoint import CKPT, CKPT_PREV, Run, load_tensors
+from seqgan.files import load_tensors
+from seqgan.runs.checkpoints import CKPT, CKPT_PREV
+from seqgan.runs.rundir import RunDir
 from seqgan.cli import main
 from seqgan.errors import TrainingError
-from seqgan.train import Trainer
+import seqgan.training.loop as loop
+from dataclasses import replace
+
+from seqgan.runs.checkpoints import Checkpoints
+from seqgan.training.baselines import BASELINES
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,13 +60,13 @@ def state(run: Path) -> dict:
 # -- a new run that fails before its first checkpoint leaves nothing ----------------------
 @pytest.mark.parametrize("exc,code", [(TrainingError("the MLE loss became NaN"), 2), (KeyboardInterrupt(), 130)])
 def test_new_run_failing_before_its_first_checkpoint_is_removed(tmp_path, monkeypatch, exc, code):
-    def boom(self, opt, ss_prob=0.0):
+    def boom(st, data, opt=None, ss_prob=0.0):
         raise exc
 
     out = tmp_path / "new"
     args = ["pretrain", "--data", "oracle", "--preset", "quick", "--out", out, "--epochs", "2", "--device", "cpu"]
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "mle_epoch", boom)
+        m.setattr(loop, "mle_epoch", boom)
         r = invoke(*args, "--lr", "5")
     assert r.exit_code == code and "Traceback" not in r.output
     assert "had no checkpoint yet and was removed" in r.stderr
@@ -71,7 +77,8 @@ def test_new_run_failing_before_its_first_checkpoint_is_removed(tmp_path, monkey
 
 
 def test_resumed_run_that_fails_keeps_its_checkpoint(run, monkeypatch):
-    monkeypatch.setattr(Trainer, "adversarial_epoch", lambda self, fn: (_ for _ in ()).throw(TrainingError("x")))
+    fail = replace(BASELINES["seqgan"], epoch=lambda st, data, fn: (_ for _ in ()).throw(TrainingError("x")))
+    monkeypatch.setitem(BASELINES, "seqgan", fail)
     before = state(run)
     assert "error: x" in error_line(invoke("train", run, "--epochs", "3", "--device", "cpu"))
     assert state(run) == before and (run / "config.json").is_file()
@@ -99,13 +106,16 @@ def test_unsupported_devices_are_one_line(tmp_path, run, device):
 
 
 def test_finished_run_says_so_and_changes_nothing(run):
-    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    def files_of(run):  # (the lock file records its last holder)
+        return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    files = files_of(run)
     r = invoke("train", run, "--device", "cpu")
     assert r.exit_code == 0 and "is already trained: 1 adversarial epochs" in r.output
     # options for training that does not happen are not recorded as if they had been used
     r = invoke("train", run, "--baseline", "mle", "--update-rate", "0.5", "--device", "cpu")
     assert r.exit_code == 0 and "the other options were not saved" in r.output
-    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+    assert files_of(run) == files
 
 
 def test_run_command_resumes_a_run_of_another_preset(run):
@@ -147,7 +157,7 @@ def test_after_a_fallback_the_good_checkpoint_stays_the_fallback(run):
     assert state(run)["adv_epoch"] == 2
     # the damaged checkpoint was dropped; the one training resumed from is the new fallback
     assert json.loads((run / CKPT_PREV / "state.json").read_text()) == prev_state
-    Run(run)._read_checkpoint(run / CKPT_PREV)  # intact
+    RunDir(run).checkpoints._read(run / CKPT_PREV)  # intact
 
 
 def test_losing_every_checkpoint_is_said_out_loud(run):
@@ -159,8 +169,8 @@ def test_losing_every_checkpoint_is_said_out_loud(run):
 
 # -- a reader racing a checkpoint swap -----------------------------------------------------------
 def test_reader_retries_when_a_swap_moves_the_checkpoint_it_checked(run, monkeypatch):
-    r = Run(run)
-    real = Run.load_checkpoint
+    r = RunDir(run)
+    real = Checkpoints.load
     calls = []
 
     def swapping(self, warn=print):
@@ -171,8 +181,8 @@ def test_reader_retries_when_a_swap_moves_the_checkpoint_it_checked(run, monkeyp
         calls.append(1)
         return got
 
-    monkeypatch.setattr(Run, "load_checkpoint", swapping)
-    tensors, path = r.read_checkpoint_tensors("generator", warn=lambda m: None)
+    monkeypatch.setattr(Checkpoints, "load", swapping)
+    tensors, path = r.checkpoints.read_tensors("generator", warn=lambda m: None)
     assert len(calls) == 2 and path.parent.name == CKPT_PREV
     want = load_tensors(path)
     assert tensors.keys() == want.keys() and all(torch.equal(tensors[k], want[k]) for k in want)
@@ -180,15 +190,15 @@ def test_reader_retries_when_a_swap_moves_the_checkpoint_it_checked(run, monkeyp
 
 # -- NaN between checkpoints -------------------------------------------------------------------
 def test_nan_weights_stop_training_in_the_epoch_they_appear(run, monkeypatch):
-    real = Trainer.adversarial_epoch
+    real = BASELINES["seqgan"].epoch
 
-    def poisoned(self, fn):
-        out = real(self, fn)
+    def poisoned(st, data, fn):
+        out = real(st, data, fn)
         with torch.no_grad():
-            next(self.G.parameters()).fill_(float("nan"))
+            next(st.G.parameters()).fill_(float("nan"))
         return out
 
-    monkeypatch.setattr(Trainer, "adversarial_epoch", poisoned)
+    monkeypatch.setitem(BASELINES, "seqgan", replace(BASELINES["seqgan"], epoch=poisoned))
     before = state(run)
     line = error_line(invoke("train", run, "--epochs", "4", "--checkpoint-every", "3", "--device", "cpu"))
     assert "NaN" in line

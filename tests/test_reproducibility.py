@@ -12,9 +12,10 @@ import torch
 from click.testing import CliRunner
 
 import seqgan
-from seqgan.checkpoint import load_tensors
+from seqgan.files import load_tensors
 from seqgan.cli import main
-from seqgan.config import RunConfig, get_preset
+from seqgan.runs.config import RunConfig
+from seqgan.runs.presets import get_preset
 
 CKPT_FILES = ("generator", "discriminator", "rollout", "optim-g-mle", "optim-g-adv", "optim-d", "rng")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqgan.config import GeneratorConfig
+from seqgan.models.generator import GeneratorConfig
 from seqgan.errors import TrainingError, UserError
-from seqgan.generator import Generator
-from seqgan.rewards import RewardFn, duplicate_weights, subtract_baseline, validate_lambda
-from seqgan.rollout import RolloutPolicy, reference_rewards
+from seqgan.models.generator import Generator
+from seqgan.training.rewards import RewardFn, duplicate_weights, subtract_baseline, validate_lambda
+from seqgan.training.rollout import RolloutPolicy, reference_rewards
 
 
 def gen(V=6, T=5, seed=0):

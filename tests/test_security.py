@@ -201,7 +201,7 @@ def test_musicxml_parsing_never_uses_music21s_pickle_cache(tmp_path, monkeypatch
     on the next parse of the same path; our parser must neither write nor read them."""
     from music21 import converter, meter, note, stream
 
-    from seqgan.datasets.music_parse import _xml_notes
+    from seqgan.datasets.music_readers import _xml_notes
 
     part = stream.Part()
     part.append(meter.TimeSignature("4/4"))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan.config import DataConfig
+from seqgan.datasets.config import DataConfig
 from seqgan.datasets import Vocabulary, format_samples, load_corpus, resolve_spec
 from seqgan.datasets import text
 from seqgan.errors import UserError

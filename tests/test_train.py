@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 
-from seqgan.checkpoint import Run, create_run, load_tensors
-from seqgan.config import get_preset
+from seqgan.files import load_tensors
+from seqgan.runs.rundir import RunDir, create_run_dir
+from seqgan.runs.presets import get_preset
 from seqgan.datasets import load_corpus
 from seqgan.errors import TrainingError, UserError
-from seqgan.train import Trainer
+from seqgan.training.loop import RunTrainer
 
 
 def make_run(tmp_path, name="r", **train):
@@ -19,17 +20,17 @@ def make_run(tmp_path, name="r", **train):
         setattr(cfg.train, k, v)
     corpus = load_corpus("oracle", cfg.data, cfg.data.seq_len, cfg.train.seed)
     cfg.generator.vocab_size = len(corpus.vocab)
-    return create_run(tmp_path / name, cfg, corpus)
+    return create_run_dir(tmp_path / name, cfg, corpus)
 
 
 def quiet(run, **kw):
-    return Trainer(run, device="cpu", log=lambda m: None, progress=False, **kw)
+    return RunTrainer(run, device="cpu", log=lambda m: None, progress=False, **kw).resume()
 
 
 def test_pretraining_lowers_nll_oracle(tmp_path):
     run = make_run(tmp_path, mle_epochs=6, eval_every=6)
     quiet(run).pretrain_mle()
-    recs = [r for r in run.read_metrics() if r["phase"] == "mle"]
+    recs = [r for r in run.metrics.read() if r["phase"] == "mle"]
     assert recs[0]["epoch"] == 0 and recs[-1]["epoch"] == 6
     assert recs[-1]["metrics"]["nll_oracle"] < recs[0]["metrics"]["nll_oracle"] - 0.3
     assert (run.path / "generator-mle.safetensors").is_file()
@@ -39,15 +40,15 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     run = make_run(tmp_path)
     t = quiet(run)
     t.train_all()
-    t2 = quiet(Run(run.path))
-    for a, b in zip(t.G.parameters(), t2.G.parameters()):
+    t2 = quiet(RunDir(run.path))
+    for a, b in zip(t.st.G.parameters(), t2.st.G.parameters()):
         assert torch.equal(a, b)
-    for a, b in zip(t.D.parameters(), t2.D.parameters()):
+    for a, b in zip(t.st.D.parameters(), t2.st.D.parameters()):
         assert torch.equal(a, b)
-    for a, b in zip(t.rollout.model.parameters(), t2.rollout.model.parameters()):
+    for a, b in zip(t.st.rollout.model.parameters(), t2.st.rollout.model.parameters()):
         assert torch.equal(a, b)
     assert t2.state["phase"] == "done" and t2.state["adv_epoch"] == 3
-    sa, sb = t.opt_adv.state_dict(), t2.opt_adv.state_dict()
+    sa, sb = t.st.opt_adv.state_dict(), t2.st.opt_adv.state_dict()
     for k in sa["state"]:
         for name in sa["state"][k]:
             assert torch.equal(torch.as_tensor(sa["state"][k][name]), torch.as_tensor(sb["state"][k][name]))
@@ -64,14 +65,14 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     t.tc.adv_epochs = 1
     t.train_adversarial()
     assert json.loads((part.path / "checkpoint" / "state.json").read_text())["adv_epoch"] == 1
-    resumed = quiet(Run(part.path))
+    resumed = quiet(RunDir(part.path))
     assert resumed.state["adv_epoch"] == 1
     resumed.train_all()
     a = load_tensors(full.path / "checkpoint" / "generator.safetensors")
     b = load_tensors(part.path / "checkpoint" / "generator.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    ma = [r["metrics"] for r in full.read_metrics()]
-    mb = [r["metrics"] for r in Run(part.path).read_metrics()]
+    ma = [r["metrics"] for r in full.metrics.read()]
+    mb = [r["metrics"] for r in RunDir(part.path).metrics.read()]
     assert ma == mb
 
 
@@ -81,7 +82,7 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
     gen = run.path / "checkpoint" / "generator.safetensors"
     gen.write_bytes(gen.read_bytes()[:100])
     warnings = []
-    t = Trainer(Run(run.path), device="cpu", log=warnings.append, progress=False)
+    t = RunTrainer(RunDir(run.path), device="cpu", log=warnings.append, progress=False).resume()
     assert any("generator.safetensors" in w and "corrupt" in w for w in warnings)
     assert t.state["mle_epoch"] == 3  # the previous checkpoint: MLE finished, phase not yet moved
 
@@ -92,7 +93,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     t.pretrain_mle()
     before = (run.path / "checkpoint" / "generator.safetensors").read_bytes()
     with torch.no_grad():
-        t.G.out.weight.fill_(float("nan"))
+        t.st.G.out.weight.fill_(float("nan"))
     with pytest.raises(TrainingError, match="NaN"):
         t.train_all()
     assert (run.path / "checkpoint" / "generator.safetensors").read_bytes() == before
@@ -110,7 +111,7 @@ def test_plugin_objective_needs_explicit_permission(tmp_path):
 def test_tiny_adversarial_run_has_finite_metrics(tmp_path):
     run = make_run(tmp_path)
     quiet(run).train_all()
-    adv = [r for r in run.read_metrics() if r["phase"] == "adversarial"]
+    adv = [r for r in run.metrics.read() if r["phase"] == "adversarial"]
     assert len(adv) == 3
     for r in adv:
         assert all(v == v and abs(v) < 1e6 for v in r["metrics"].values())

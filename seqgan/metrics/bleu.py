@@ -354,10 +354,13 @@ class _TensorTables:
         return torch.where(has_upper & (upper == h), h, r)
 
 
-def eos_lengths(tokens: torch.Tensor, eos: int) -> torch.Tensor:
-    """Lengths (R,) of sequences (R, T) cut at their first ``eos`` (T where there is none)."""
-    is_eos = tokens == eos  # (R, T)
+def eos_lengths(tokens: torch.Tensor, eos: int | None) -> torch.Tensor:
+    """Lengths (R,) of sequences (R, T) cut at their first ``eos`` (T where there is none,
+    and for every row when the vocabulary has no EOS)."""
     T = tokens.shape[1]
+    if eos is None:
+        return torch.full((tokens.shape[0],), T, dtype=torch.long, device=tokens.device)
+    is_eos = tokens == eos  # (R, T)
     first = torch.where(is_eos.any(dim=1), is_eos.float().argmax(dim=1), torch.full_like(tokens[:, 0], T))
     return first.long()
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from seqgan.errors import UserError
-from seqgan.generator import sample_logits
+from seqgan.models.generator import sample_logits
 
 GATES = ("i", "f", "og", "c")
 PARAM_SHAPES = {  # name -> shape as a function of (V, E, H)

@@ -36,7 +36,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.config import DiscriminatorConfig
+from dataclasses import dataclass
+
+from seqgan.errors import UserError
+from seqgan.knobs import MAX_LR, knob
+
+SEQGAN_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+SEQGAN_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+DISCRIMINATOR_IMPLS = ("auto", "grouped", "fused", "conv")
+
+
+@dataclass
+class DiscriminatorConfig:
+    """SeqGAN's CNN discriminator: filter banks, one highway layer, dropout, L2 output."""
+
+    emb_dim: int = knob(64, "Embedding size.", lo=1)
+    filter_sizes: tuple[int, ...] = knob(SEQGAN_FILTER_SIZES, "Width of each filter bank.")
+    num_filters: tuple[int, ...] = knob(SEQGAN_NUM_FILTERS, "Filters in each bank.")
+    dropout: float = knob(0.25, "Dropout before the output layer.", lo=0.0, hi=1.0)
+    l2_reg: float = knob(0.2, "L2 weight on the output layer.", lo=0.0)
+    lr: float = knob(1e-4, "Adam learning rate.", lo=0.0, lo_open=True, hi=MAX_LR)
+    batch_size: int = knob(64, "Discriminator batch; larger is faster but departs from SeqGAN.",
+                           lo=1, command="train", flag="d-batch-size")
+    impl: str = knob("auto", "How D's filter banks are computed: auto (fused on GPUs, conv on "
+                     "CPUs), fused (one matmul), grouped (a few matmuls, fewer FLOPs), conv "
+                     "(Conv1d per bank). Same weights and results either way.",
+                     choices=DISCRIMINATOR_IMPLS, command="train", flag="d-impl")
+    cuda_graph: bool = knob(True, "Capture the whole training step in a CUDA graph on GPUs.")
+    compile: bool = knob(False, "On GPUs, torch.compile D's training step before capturing it "
+                         "(one-time compile of about a minute).", command="train",
+                         flag="d-compile", negatable=True)
+
+    def _check(self, where: str) -> None:
+        if (len(self.filter_sizes) != len(self.num_filters) or not self.filter_sizes
+                or min(self.filter_sizes) < 1 or min(self.num_filters) < 1):
+            raise UserError(f"{where}: filter_sizes and num_filters must be equally long lists of "
+                            f"positive integers")
 
 
 # Exchange rate between one more group (three more matrix products per training step:

@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from seqgan.generator import Generator, sample_logits
+from seqgan.models.generator import Generator, sample_logits
 
 # score(tokens (M, T), group_size) -> rewards (M,)
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]

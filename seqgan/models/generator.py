@@ -17,7 +17,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.config import GeneratorConfig
+from dataclasses import dataclass
+
+from seqgan.errors import UserError
+from seqgan.knobs import knob
+
+
+@dataclass
+class GeneratorConfig:
+    """LSTM generator G_θ (SeqGAN §4): embedding E, hidden H, vocabulary V, length T."""
+
+    vocab_size: int = knob(5000, "Vocabulary size V.", lo=1)
+    emb_dim: int = knob(32, "Embedding size E.", lo=1)
+    hidden_dim: int = knob(32, "LSTM hidden size H.", lo=1)
+    seq_len: int = knob(20, "Sequence length T.", lo=2)
+    start_token: int = knob(0, "Token fed at t = 0.", lo=0)
+    init_std: float = knob(0.1, "Std of the N(0, σ) initialisation (SeqGAN: 0.1).", lo=0.0, lo_open=True)
+
+    def _check(self, where: str) -> None:
+        if not self.start_token < self.vocab_size:
+            raise UserError(f"{where}.start_token {self.start_token} is outside 0..{self.vocab_size - 1}")
 
 
 class Generator(nn.Module):

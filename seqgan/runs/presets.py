@@ -1,5 +1,8 @@
-"""Named settings beyond SeqGAN's own (``seqgan-oracle``, ``quick`` live in config.py).
+"""Named settings (``--preset``): a registry of functions returning a :class:`RunConfig`.
 
+- ``seqgan-oracle``: SeqGAN's synthetic experiment (V 5000, T 20, E 32, H 32, batch 64,
+  120 MLE epochs, D 50 x 3, 200 adversarial epochs, 16 rollouts, D 5 x 3): the defaults.
+- ``quick``: tiny settings, a whole pipeline in seconds on a CPU (tests, smoke runs).
 - ``text``: SeqGAN on a sentence corpus with the settings the text-GAN literature uses for
   Image COCO (TextGAN-PyTorch / Texygen: E 32, H 32, batch 64, MLE 120 epochs, 200
   adversarial epochs, 16 rollouts, D 5 x 3); T from the data.
@@ -16,8 +19,52 @@
 """
 from __future__ import annotations
 
-from seqgan.config import (DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig,
-                           TrainConfig, register_preset)
+from typing import Callable
+
+from seqgan.datasets.config import DataConfig
+from seqgan.errors import UserError
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.models.generator import GeneratorConfig
+from seqgan.runs.config import RunConfig, TrainConfig
+
+PRESETS: dict[str, Callable[[], RunConfig]] = {}
+
+
+def register_preset(name: str):
+    """Decorator: register a zero-argument function returning a :class:`RunConfig`."""
+
+    def deco(fn):
+        PRESETS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_preset(name: str) -> RunConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}") from None
+
+
+@register_preset("seqgan-oracle")
+def seqgan_oracle() -> RunConfig:
+    return RunConfig(preset="seqgan-oracle")
+
+
+@register_preset("quick")
+def quick() -> RunConfig:
+    return RunConfig(
+        preset="quick",
+        data=DataConfig(spec="oracle", n_train=256, n_test=128, seq_len=8,
+                        options={"vocab_size": 50, "oracle_dim": 16}),
+        generator=GeneratorConfig(vocab_size=50, emb_dim=16, hidden_dim=16, seq_len=8),
+        discriminator=DiscriminatorConfig(emb_dim=16, filter_sizes=(1, 2, 3, 4),
+                                          num_filters=(8, 8, 8, 8)),
+        train=TrainConfig(batch_size=32, mle_epochs=3, eval_every=1, eval_samples=128,
+                          d_pretrain_steps=2, d_pretrain_epochs=1, adv_epochs=3,
+                          d_steps=1, k_epochs=1, rollout_num=4, adv_eval_every=1),
+    )
 
 
 @register_preset("text")
@@ -42,8 +89,8 @@ def folk() -> RunConfig:
                                           batch_size=256, lr=5e-4),
         train=TrainConfig(mle_epochs=40, eval_every=5, eval_samples=1000, d_pretrain_steps=10,
                           d_pretrain_epochs=1, adv_epochs=30, d_steps=1, k_epochs=1,
-                          rollout_num=16, adv_eval_every=5, d_samples=4000, lambda_=0.5, objective="ratio_of_steps",
-                          duplicate_penalty=True),
+                          rollout_num=16, adv_eval_every=5, d_samples=4000, lambda_=0.5,
+                          objective="ratio_of_steps", duplicate_penalty=True),
     )
 
 
@@ -63,4 +110,5 @@ SOURCE_PRESETS = {"oracle": "seqgan-oracle", "text": "text", "music21": "folk", 
 
 
 def preset_for_source(source: str) -> str:
+    """The preset a data source gets when none is named."""
     return SOURCE_PRESETS.get(source, "seqgan-oracle")

@@ -5,7 +5,7 @@
 - ``nll-test``: G's mean per-token NLL of the held-out set (teacher forcing).
 - ``bleu``: BLEU-2..5 of samples against references (nltk's ``sentence_bleu``, uniform
   weights, smoothing method1, each hypothesis against the whole reference set, averaged:
-  Texygen's convention), computed exactly by :mod:`seqgan.bleu`. References are
+  Texygen's convention), computed exactly by :mod:`seqgan.metrics.bleu`. References are
   ``--references FILE`` or else the run's tokenised test set; there the unknown-word
   token never matches (a sampled ``<unk>`` does not earn credit for an ``<unk>`` in a
   reference, just as it matches no word of a raw reference file), and references are
@@ -13,7 +13,7 @@
 - ``self-bleu``: BLEU-2..5 of each sample against all the other samples (Zhu et al. 2018).
 - ``distinct``: distinct-1..4 and percent unique samples.
 - ``music``: ORGAN's objectives, diversity, uniqueness, novelty, pitch-class entropy and
-  notes per bar (:mod:`seqgan.music_metrics`).
+  notes per bar (:mod:`seqgan.metrics.music`).
 - any objective name (``tonality``, ...): its mean over the samples.
 
 A metric function takes an :class:`EvalContext` and returns ``{column: value}``.
@@ -73,19 +73,19 @@ def _refs(ctx: EvalContext) -> list[list[str]]:
 
 
 def bleu(ctx: EvalContext) -> dict[str, float]:
-    from seqgan.bleu import corpus_bleu_scores
+    from seqgan.metrics.bleu import corpus_bleu_scores
 
     return corpus_bleu_scores(ctx.hypotheses(), _refs(ctx), ns=(2, 3, 4, 5))
 
 
 def self_bleu(ctx: EvalContext) -> dict[str, float]:
-    from seqgan.bleu import self_bleu_scores
+    from seqgan.metrics.bleu import self_bleu_scores
 
     return self_bleu_scores(ctx.hypotheses(), ns=(2, 3, 4, 5))
 
 
 def distinct(ctx: EvalContext) -> dict[str, float]:
-    from seqgan.bleu import distinct_n, percent_unique
+    from seqgan.metrics.bleu import distinct_n, percent_unique
 
     hyps = ctx.hypotheses()
     out = {f"distinct-{n}": distinct_n(hyps, n) for n in (1, 2, 3, 4)}
@@ -94,7 +94,7 @@ def distinct(ctx: EvalContext) -> dict[str, float]:
 
 
 def music(ctx: EvalContext) -> dict[str, float]:
-    from seqgan.music_metrics import music_metrics
+    from seqgan.metrics.music import music_metrics
 
     return music_metrics(ctx.samples, ctx.vocab, ctx.train)
 

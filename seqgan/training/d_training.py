@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from seqgan.discriminator import Discriminator
+from seqgan.models.discriminator import Discriminator
 from seqgan.errors import one_line
 
 
@@ -175,3 +175,17 @@ class DiscriminatorTrainer:
             steps += x.shape[0]
         n = max(epochs * len(data), 1)
         return {"d_loss": float(loss_total) / max(steps, 1), "d_acc": float(correct_total) / n}
+
+
+def d_round(G, trainer: DiscriminatorTrainer, positives: torch.Tensor, epochs: int,
+            d_samples: int | None = None) -> dict[str, float]:
+    """One discriminator round (SeqGAN): fresh negatives sampled from ``G``, as many as the
+    positives (a random subset of ``d_samples`` of them when given), then ``epochs`` epochs
+    of D on both; D's mean loss and accuracy."""
+    pos = positives
+    if d_samples and d_samples < len(pos):
+        pos = pos[torch.randperm(len(pos), device=pos.device)[:d_samples]]
+    G.eval()
+    neg = G.sample(len(pos))
+    G.train()
+    return trainer.train_epochs(pos, neg, epochs)

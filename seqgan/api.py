@@ -1,0 +1,340 @@
+"""The public Python API: a run's whole lifecycle, one call per command.
+
+::
+
+    import seqgan
+    run = seqgan.create_run("runs/demo", data="music21:essen", preset="quick", seed=1)
+    run.pretrain()                                   # MLE pretraining
+    run.train(epochs=5, objective="melodicity", lambda_=0.5)   # D pretraining, adversarial
+    tunes = run.sample(16)                           # decoded: note names / sentences
+    run.export_midi("midi/", n=8)
+    print(run.evaluate(["music"]))                   # {metric: value}
+    run = seqgan.open_run("runs/demo")               # resume anywhere, same rules as the CLI
+
+Every command of the CLI is one call here, with the same checks and the same errors: a
+:class:`~seqgan.errors.UserError` whose message is the CLI's one line. Writing calls
+(:meth:`Run.pretrain`, :meth:`Run.train`) hold the run's writer lock while they work
+(:mod:`seqgan.runs.lock`), so a second writer — a CLI command, another notebook — is
+refused; reading calls never lock. ``callbacks`` receive each epoch's record
+``{"phase", "epoch", "metrics"}`` as it is made; ``log`` receives the messages the CLI
+prints to stderr.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from seqgan.datasets import format_samples, load_corpus
+from seqgan.datasets.midi import check_tempo, export_samples, piano_roll_png
+from seqgan.datasets.text import read_sentences, tokenize
+from seqgan.errors import UserError
+from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from
+from seqgan.knobs import override
+from seqgan.metrics.registry import parse_metrics
+from seqgan.objectives import get_objective
+from seqgan.runs import options as opts
+from seqgan.runs.rundir import RunDir, create_run_dir
+from seqgan.training.baselines import get_baseline
+from seqgan.training.loop import RunTrainer
+from seqgan.training.rewards import RewardFn
+from seqgan.training.state import resolve_device
+
+KIND_WORDS = {"ids": "token ids (oracle data)", "text": "text", "music": "music"}
+Log = Callable[[str], Any]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+class Run:
+    """A run directory, opened (see :func:`create_run`, :func:`open_run`)."""
+
+    def __init__(self, path: str | Path, log: Log | None = None):
+        self.log: Log = log or _stderr
+        self.dir = RunDir(path)
+
+    def __repr__(self) -> str:
+        return f"seqgan.Run({str(self.path)!r})"
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    @property
+    def config(self):
+        return self.dir.config
+
+    @property
+    def vocab(self):
+        return self.dir.vocab
+
+    @property
+    def kind(self) -> str:
+        """``ids`` (oracle data), ``text`` or ``music``."""
+        return self.dir.vocab.kind
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The latest checkpoint's counters (phase, mle_epoch, d_round, adv_epoch, seconds)."""
+        ck = self.dir.checkpoints.load(warn=self.log)
+        return None if ck is None else {k: v for k, v in ck[0].items() if k not in ("files",)}
+
+    def metrics(self) -> list[dict]:
+        """The records of metrics.jsonl (phase, epoch, seconds, metrics)."""
+        return self.dir.metrics.read()
+
+    # -- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator["Run"]:
+        """Hold the run's writer lock across several calls (each writing call takes it
+        anyway); re-entrant."""
+        held = self.dir.writer is not None
+        self.dir.lock()
+        try:
+            yield self
+        finally:
+            if not held:
+                self.dir.unlock()
+
+    def _trainer(self, device: Any, allow_import: bool, callbacks: Sequence, progress: bool | None
+                 ) -> RunTrainer:
+        return RunTrainer(self.dir, device=device, log=self.log, progress=progress,
+                          allow_import=allow_import, callbacks=tuple(callbacks)).resume()
+
+    def pretrain(self, epochs: int | None = None, device: Any = None, callbacks: Sequence = (),
+                 progress: bool | None = None) -> dict[str, Any]:
+        """MLE pretraining (``seqgan pretrain``): up to ``epochs`` MLE epochs in total (more
+        than the run has continues MLE while the discriminator is untrained); the counters."""
+        resolve_device(device)
+        if epochs is not None:
+            opts.check_options("pretrain", {"epochs": epochs})
+        with self.lock():
+            trainer = self._trainer(device, False, callbacks, progress)
+            if epochs is not None:
+                trainer.set_mle_epochs(epochs)
+            trainer.pretrain_mle()
+            return dict(trainer.state)
+
+    def train(self, device: Any = None, callbacks: Sequence = (), progress: bool | None = None,
+              **options: Any) -> dict[str, Any]:
+        """Discriminator pretraining and adversarial training (``seqgan train``), MLE first
+        if it is not done; resumes where the run stopped. ``options`` are ``seqgan train``'s
+        (``epochs``, ``lambda_``, ``objective``, ``rollout_num``, ... see
+        ``seqgan train --help``); ``epochs`` is the total. Returns the counters and the
+        last metrics; where the run already had all the epochs asked for, nothing is
+        trained or saved and ``"already_trained"`` holds a message saying so."""
+        resolve_device(device)
+        with self.lock():
+            changed = self._apply_train_options(options)
+            trainer = self._trainer(device, options.get("objective") is not None, callbacks, progress)
+            st, tc = trainer.state, trainer.tc
+            if options.get("epochs") is not None and options["epochs"] < st["adv_epoch"]:
+                raise UserError(f"{self.path} has already trained {st['adv_epoch']} adversarial epochs; "
+                                f"--epochs is the total, so pass at least {st['adv_epoch']}")
+            if st["phase"] == "done" and st["adv_epoch"] >= tc.adv_epochs:  # nothing is saved
+                return {**st, "already_trained": f"{self.path} is already trained: {st['adv_epoch']} "
+                        f"adversarial epochs; pass a larger --epochs to continue"
+                        + ("; the other options were not saved" if changed else "")}
+            if changed:
+                self.dir.save_config()
+            trainer.train_all()
+            last = self.dir.metrics.read()
+            return {**trainer.state, "metrics": last[-1]["metrics"] if last else {}}
+
+    def _apply_train_options(self, options: dict[str, Any]) -> bool:
+        """Check ``seqgan train``'s options and apply them to the config in memory (saved
+        only once training can start); whether anything changed."""
+        values = opts.check_options("train", options)
+        if "baseline" in values:
+            get_baseline(values["baseline"])
+        cfg = self.dir.config
+        before = cfg.to_dict()
+        trial = opts.apply(type(cfg).from_dict(before), "train", values)
+        tc = trial.train
+        uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
+        if uses_objective and not tc.objective:
+            raise UserError("λ < 1 needs an objective: pass --objective NAME")
+        if uses_objective or values.get("objective") is not None:  # a typed one is checked even at λ = 1
+            self._probe_objective(tc.objective, allow_import=values.get("objective") == tc.objective)
+        cfg.train, cfg.discriminator = trial.train, trial.discriminator
+        return cfg.to_dict() != before
+
+    def _probe_objective(self, name: str, allow_import: bool) -> None:
+        """Try the objective on real sequences now, not after minutes of D pretraining."""
+        fn = get_objective(name, allow_import=allow_import)
+        probe = self.dir.data()["train"][:64].long()
+        RewardFn(None, 0.0, fn, name, self.vocab).objective_values(probe, len(probe))
+
+    # -- reading --------------------------------------------------------------------------
+    def sample_tokens(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
+                      device: Any = None) -> torch.Tensor:
+        """``n`` sampled sequences (n, T) as token ids, on the CPU; the same seed gives the
+        same samples."""
+        g = load_generator(self.dir, "mle" if mle else "latest", device, warn=self.log)
+        return sample_from(g, n, temperature, seed).cpu()
+
+    def sample(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
+               device: Any = None) -> list[str]:
+        """``n`` samples decoded: sentences (text), note names (music) or ids (oracle)."""
+        return format_samples(self.vocab, self.sample_tokens(n, temperature, seed, mle, device))
+
+    def export_midi(self, out: str | Path, n: int = 16, tempo: float = 120.0, program: int = 0,
+                    seed: int = 0, mle: bool = False, device: Any = None,
+                    tokens: torch.Tensor | None = None) -> list[Path]:
+        """One .mid per sample (``tokens``, or ``n`` fresh samples) and ``piano_roll.png``
+        in the folder ``out``; the MIDI paths."""
+        check_midi_options(tempo, program)
+        if self.kind != "music":
+            raise UserError(f"{self.path} holds {KIND_WORDS[self.kind]}; export-midi needs a music run")
+        if tokens is None:
+            tokens = self.sample_tokens(n, 1.0, seed, mle, device)
+        outdir = Path(out)
+        paths = export_samples(self.vocab, tokens, outdir, tempo=tempo, program=program)
+        piano_roll_png(self.vocab, tokens, outdir / "piano_roll.png")
+        return paths
+
+    def encode_samples(self, path: str | Path) -> torch.Tensor:
+        """A samples file (one sample a line, as ``sample --out`` writes) as tokens (N, T)."""
+        rows = []
+        for i, line in enumerate(read_sentences(path), 1):  # one-line errors: empty, binary, not UTF-8
+            try:
+                rows.append(self.vocab.encode(line.split()))
+            except KeyError as e:
+                raise UserError(f"{path}: sample {i}: token {e.args[0][:40]!r} is not in the run's "
+                                f"vocabulary") from None
+        if not rows:
+            raise UserError(f"{path}: no samples in the file")
+        T = max(len(r) for r in rows)
+        pad = self.vocab.pad if self.vocab.pad is not None else 0
+        return torch.tensor([r + [pad] * (T - len(r)) for r in rows])
+
+    def default_metrics(self, has_references: bool = False) -> list[str]:
+        """The default metrics of the run's kind that it can compute (says what it leaves out)."""
+        names, note = metrics_for(self.dir, has_references)
+        if note:
+            self.log(f"note: {note}")
+        return names
+
+    def evaluate(self, metrics: Sequence[str] | str | None = None, n: int | None = None,
+                 sample_size: int | None = None, references: str | Path | None = None,
+                 compare: bool = False, mle: bool = False, seed: int = 0, device: Any = None
+                 ) -> dict[str, Any]:
+        """Measure the generator (``seqgan evaluate``): ``{metric: value}``, or with
+        ``compare`` ``{row: {metric: value}}`` for the training data, MLE and final."""
+        names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics)) if metrics \
+            else self.default_metrics(references is not None)
+        n = n if n is not None else self.config.train.eval_samples
+        for flag, v in (("-n", n), ("--sample-size", sample_size)):
+            if v is not None and v <= 0:
+                raise UserError(f"{flag} must be > 0; got {v}")
+        refs = None
+        if references:
+            refs = [tokenize(s, self.vocab.meta) for s in read_sentences(references)]
+            if self.kind != "text":
+                raise UserError(f"--references holds sentences; {self.path} holds {KIND_WORDS[self.kind]}")
+            if "bleu" not in names:
+                self.log("note: --references is used only by the bleu metric, which was not asked for")
+        rows = evaluation_table(self.dir, names, n, seed, "mle" if mle else "latest", device, refs,
+                                compare, sample_size, warn=self.log)
+        return rows if compare else next(iter(rows.values()))
+
+
+def check_midi_options(tempo: float, program: int) -> None:
+    try:
+        check_tempo(tempo)
+    except UserError as e:
+        raise UserError(f"--{e}") from None
+    if not 0 <= program <= 127:
+        raise UserError(f"--program must be in 0..127; got {program}")
+
+
+def open_run(path: str | Path, log: Log | None = None) -> Run:
+    """An existing run (read-only until a writing call)."""
+    return Run(path, log=log)
+
+
+def _new_run(path: Path, data: str, preset: str | None, data_options: Any, log: Log,
+             options: dict[str, Any]) -> Run:
+    cfg = opts.creation_config(data, preset, data_options, **options)
+    corpus = load_corpus(data, cfg.data, cfg.data.seq_len or None, cfg.train.seed)
+    cfg.generator = override(cfg.generator, vocab_size=len(corpus.vocab), seq_len=corpus.seq_len,
+                             start_token=corpus.start_token)
+    cfg.data = override(cfg.data, seq_len=corpus.seq_len)
+    info = ", ".join(f"{k} {v}" for k, v in corpus.info.items()
+                     if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                     and not any(w in k for w in ("cache", "seconds", "file", "examples", "source")))
+    log(f"data: {len(corpus.train)} training sequences of length {corpus.seq_len}, "
+        f"vocabulary {len(corpus.vocab)}" + (f" ({info})" if info else ""))
+    run = Run.__new__(Run)
+    run.log, run.dir = log, create_run_dir(path, cfg, corpus)  # created locked
+    return run
+
+
+def create_run(path: str | Path, data: str, preset: str | None = None, data_options: Any = None,
+               log: Log | None = None, **options: Any) -> Run:
+    """A new run on ``data`` (a data spec) at ``path``, built all or nothing. ``options``
+    are ``seqgan pretrain``'s: ``seed``, ``epochs``, ``batch_size``, ``lr``, ``seq_len``,
+    ``test``, ``eval_every``; ``data_options`` a dict (or KEY=VALUE strings)."""
+    path = Path(path)
+    if path.exists():
+        raise UserError(f"{path} already exists; open it with seqgan.open_run({str(path)!r})")
+    run = _new_run(path, data, preset, data_options, log or _stderr, options)
+    run.dir.unlock()
+    return run
+
+
+def open_or_create(path: str | Path, data: str | None = None, preset: str | None = None,
+                   data_options: Any = None, log: Log | None = None, **options: Any
+                   ) -> tuple[Run, bool]:
+    """``(run, created)``, the run locked for writing (use it inside :func:`writing`, which
+    releases the lock): RUN opened if it exists (checking it holds the same data and that
+    creation-only options agree), else created on ``data``."""
+    path, log = Path(path), log or _stderr
+    if not path.exists():
+        if data is None:
+            raise UserError("--data is required to create a new run (e.g. --data oracle)")
+        return _new_run(path, data, preset, data_options, log, options), True
+    run = Run(path, log=log)
+    run.dir.lock()
+    try:
+        _check_reopen(run, path, data, preset, data_options, log, options)
+    except BaseException:
+        run.dir.unlock()
+        raise
+    return run, False
+
+
+def _check_reopen(run: Run, path: Path, data: str | None, preset: str | None, data_options: Any,
+                  log: Log, options: dict[str, Any]) -> None:
+    if data is not None and not opts.same_data(data, run.config.data.spec):
+        raise UserError(f"{path} holds a run on data {run.config.data.spec!r}, not {data!r}; "
+                        f"choose another --out or omit --data to resume it")
+    opts.check_resume(path, run.config, preset, data_options, **options)
+    every = opts.check_options("pretrain", {"eval_every": options.get("eval_every")}).get("eval_every")
+    if every is not None and every != run.config.train.eval_every:
+        run.config.train = override(run.config.train, eval_every=every)
+        run.dir.save_config()
+    log(f"resuming {path}")
+
+
+@contextlib.contextmanager
+def writing(run: Run, new: bool) -> Iterator[Run]:
+    """Work on a run from :func:`open_or_create` and release its lock at the end. A run
+    created by this command that fails (or is interrupted) before its first checkpoint
+    holds nothing worth resuming: it is removed, so the command can be re-run with other
+    options."""
+    try:
+        yield run
+    except BaseException:
+        if new and not run.dir.checkpoints.any():
+            shutil.rmtree(run.path, ignore_errors=True)
+            run.log(f"{run.path} had no checkpoint yet and was removed")
+        raise
+    finally:
+        run.dir.unlock()

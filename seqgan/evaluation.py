@@ -1,0 +1,88 @@
+"""Loading a run's generators, drawing seeded samples, and the tables of ``evaluate``.
+
+Readers only: nothing here writes to a run or takes its lock, so all of it is safe while a
+trainer works on the same run (checkpoint files are read as verified bytes).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from seqgan.errors import UserError
+from seqgan.knobs import check_seed
+from seqgan.metrics.registry import EvalContext, compute, default_metrics
+from seqgan.models.generator import Generator
+from seqgan.runs.rundir import RunDir
+from seqgan.training.persist import load_weights
+from seqgan.training.state import resolve_device
+
+
+def load_generator(run: RunDir, which: str = "latest", device: Any = None,
+                   warn: Callable[[str], Any] = print) -> Generator:
+    """The generator of ``run`` as MLE pretraining left it (``which="mle"``) or as its
+    latest checkpoint holds it (``"latest"``), in eval mode on ``device``."""
+    dev = resolve_device(device)
+    g = Generator(run.config.generator)
+    if which == "mle":
+        path = run.path / "generator-mle.safetensors"
+        if not path.is_file():
+            raise UserError(f"{run.path} has no MLE generator yet; run `seqgan pretrain --out {run.path}`")
+        tensors = run.load_run_tensors(path.name)
+    else:
+        got = run.checkpoints.read_tensors("generator", warn=warn)
+        if got is None:
+            raise UserError(f"{run.path} has no trained generator yet; run `seqgan pretrain --out {run.path}`")
+        tensors, path = got
+    return load_weights(g, tensors, path, "this run's generator").to(dev).eval()
+
+
+def sample_from(g: Generator, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """``n`` sequences (n, T) from a loaded generator with a seeded sampling stream."""
+    if n <= 0:
+        raise UserError(f"-n must be > 0; got {n}")
+    if not 0 < temperature < float("inf"):
+        raise UserError(f"--temperature must be a finite number > 0; got {temperature}")
+    check_seed(seed)
+    rng = torch.Generator(device=g.device).manual_seed(seed)
+    return g.sample(n, temperature=temperature, generator=rng)
+
+
+def randperm(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def metrics_for(run: RunDir, has_references: bool) -> tuple[list[str], str]:
+    """The default metrics of the run's kind that it can compute, and a note on the rest."""
+    test = run.data().get("test")
+    return default_metrics(run.vocab.kind, test is not None and len(test) > 0, has_references)
+
+
+def evaluation_table(run: RunDir, names: list[str], n: int, seed: int = 0, which: str = "latest",
+                     device: Any = None, references: list[list[str]] | None = None,
+                     compare: bool = False, sample_size: int | None = None,
+                     warn: Callable[[str], Any] = print) -> dict[str, dict[str, float]]:
+    """Rows {label: {metric: value}} for the generator(s) of ``run`` (and, with
+    ``compare``, the training data and both the MLE and the final generator)."""
+    data = run.data()
+    rows = {}
+    gens = ([("MLE generator", "mle"), ("final generator", "latest")] if compare
+            else [("MLE generator" if which == "mle" else "generator", which)])
+    if compare:
+        ref = data["train"]
+        if sample_size:
+            ref = ref[randperm(len(ref), seed)[:sample_size]]
+        elif len(ref) > n:
+            ref = ref[randperm(len(ref), seed)[:n]]
+        ctx = EvalContext(ref, run.vocab, None, run.oracle(), data["train"], data.get("test"), references)
+        rows["training data"] = compute([m for m in names if m not in ("nll-test", "nll-oracle")], ctx)
+    oracle = run.oracle()
+    for label, w in gens:
+        g = load_generator(run, w, device, warn=warn)
+        samples = sample_from(g, n, 1.0, seed).cpu()
+        if sample_size:
+            samples = samples[:sample_size]
+        ctx = EvalContext(samples, run.vocab, g, oracle.to(g.device) if oracle is not None else None,
+                          data["train"], data.get("test"), references)
+        rows[label] = compute(names, ctx)
+    return rows

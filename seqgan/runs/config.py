@@ -1,0 +1,116 @@
+"""A run's typed configuration: :class:`RunConfig` = data + generator + discriminator + train.
+
+Names follow the papers (Yu et al. 2017, SeqGAN; Guimaraes et al. 2017, ORGAN):
+``rollout_num``, ``update_rate``, ``lambda_``, ``g_steps``, ``d_steps``, ``k_epochs``.
+Each field is a knob (:mod:`seqgan.knobs`): its help, range and command-line flag are
+declared here once, and the CLI's options and every check are made from that. A
+:class:`RunConfig` is written to ``config.json`` in every run directory; unknown keys are
+errors so a typo in a config file never goes unnoticed. The model configs live beside
+their models (:class:`GeneratorConfig`, :class:`DiscriminatorConfig`), the data config
+beside the data (:class:`DataConfig`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from seqgan.datasets.config import DataConfig
+from seqgan.errors import UserError
+from seqgan.knobs import MAX_LR, MAX_SEED, check, knob
+from seqgan.models.discriminator import DiscriminatorConfig
+from seqgan.models.generator import GeneratorConfig
+
+LR = {"lo": 0.0, "lo_open": True, "hi": MAX_LR}  # a learning rate: (0, 10]
+
+
+@dataclass
+class TrainConfig:
+    """Schedule of MLE pretraining, discriminator pretraining and adversarial training."""
+
+    seed: int = knob(0, "Random seed.", lo=0, hi=MAX_SEED, command="pretrain", fixed=True)
+    batch_size: int = knob(64, "Batch size.", lo=1, command="pretrain", fixed=True)
+    # MLE pretraining (SeqGAN: Adam 0.01, clip 5, 120 epochs)
+    mle_epochs: int = knob(120, "MLE epochs in total; on an existing run, more continues MLE.",
+                           lo=0, command="pretrain", flag="epochs")
+    mle_lr: float = knob(0.01, "MLE learning rate.", **LR, command="pretrain", flag="lr", fixed=True)
+    grad_clip: float = knob(5.0, "Gradient-norm clip of the generator.", lo=0.0, lo_open=True)
+    eval_every: int = knob(5, "Evaluate every K MLE epochs.", lo=1, command="pretrain")
+    eval_samples: int = knob(10_000, "Samples drawn for each evaluation.", lo=1)
+    # discriminator pretraining: d_pretrain_steps rounds of fresh negatives x d_pretrain_epochs
+    d_pretrain_steps: int = knob(50, "Discriminator pretraining rounds.", lo=0, command="train")
+    d_pretrain_epochs: int = knob(3, "Epochs per discriminator pretraining round.", lo=1)
+    # adversarial training (SeqGAN Algorithm 1)
+    adv_epochs: int = knob(200, "Adversarial epochs in total.", lo=0, command="train", flag="epochs")
+    adv_lr: float = knob(0.01, "Generator learning rate in adversarial training.", **LR)
+    g_steps: int = knob(1, "Generator steps per epoch.", lo=1, command="train")
+    d_steps: int = knob(5, "Discriminator rounds per epoch.", lo=0, command="train")
+    d_samples: int | None = knob(None, "Positives per discriminator round (a random subset) "
+                                 "[all, as SeqGAN].", lo=1, command="train")
+    k_epochs: int = knob(3, "Epochs per discriminator round.", lo=1, command="train")
+    rollout_num: int = knob(16, "Monte Carlo rollouts N.", lo=1, command="train")
+    update_rate: float = knob(0.8, "Rollout policy delay ρ; 0 = what SeqGAN's code actually did.",
+                              lo=0.0, hi=1.0, command="train")
+    adv_eval_every: int = knob(5, "Evaluate every K adversarial epochs.", lo=1, command="train",
+                               flag="eval-every")
+    checkpoint_every: int = knob(1, "Checkpoint every K adversarial epochs / D rounds.", lo=1,
+                                 command="train")
+    # reward R(Y) = λ·D(Y) + (1-λ)·O(Y)·w(Y)
+    lambda_: float = knob(1.0, "Reward weight λ in [0, 1]: 1 = SeqGAN, 0 = objective only.",
+                          lo=0.0, hi=1.0, command="train", flag="lambda")
+    objective: str | None = knob(None, "ORGAN objective: tonality, melodicity, ratio_of_steps, a "
+                                 "plug-in name or module:function.", command="train")
+    duplicate_penalty: bool = knob(False, "ORGAN's penalty on repeated sequences in the objective.",
+                                   command="train", negatable=True)
+    reward_baseline: bool = knob(False, "Subtract the batch-mean reward (variance reduction).",
+                                 command="train", negatable=True)
+    rollout_chunk: int = knob(32_768, "Completions scored at once (bounds memory).", lo=1)
+    baseline: str = knob("seqgan", "Generator training: seqgan (adversarial), mle, ss (scheduled "
+                         "sampling) or pg-bleu.", command="train")
+    ss_max_prob: float = knob(0.25, "Scheduled sampling: final probability of feeding a sample.",
+                              lo=0.0, hi=1.0)
+    pg_bleu_n: int = knob(4, "PG-BLEU: the BLEU order of the reward.", lo=1)
+
+
+@dataclass
+class RunConfig:
+    preset: str = knob("seqgan-oracle", "The preset the run was made from.")
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return _from_dict(cls, d, "config")
+
+
+_NESTED = {"data": DataConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig,
+           "train": TrainConfig}
+
+
+def _from_dict(cls: type, d: Any, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: expected an object, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    kwargs = {}
+    for name, value in d.items():
+        if cls is RunConfig and name in _NESTED:
+            kwargs[name] = _from_dict(_NESTED[name], value, f"{where}.{name}")
+        else:
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+def validate_config(cfg: Any, where: str = "config") -> None:
+    """Check every value of a (nested) config against its type and declared range.
+
+    A config.json edited by hand or damaged fails here with one line naming the key, not
+    deep inside training.
+    """
+    check(cfg, where)

@@ -1,0 +1,79 @@
+"""The adversarial step of SeqGAN / ORGAN: sample, roll out, reward, REINFORCE.
+
+One generator step (SeqGAN, Algorithm 1)::
+
+    Y ~ G (B, T);  Q = rollout rewards of Y under G_β (B, T);  [Q ← Q - mean_b Q]
+    loss = -(1/B) Σ_b Σ_t log G(y_t | Y[:t-1]) · Q_t;   Adam step (clip ``grad_clip``)
+
+The reward of a whole sequence is ``R(Y) = λ·S(Y) + (1-λ)·O(Y)·w(Y)`` (ORGAN) with S the
+discriminator's probability of "real" (or BLEU for PG-BLEU), O an objective and w ORGAN's
+duplicate penalty (:class:`~seqgan.training.rewards.RewardFn`). After ``g_steps`` steps
+the rollout policy moves towards G: ``G_β ← ρ·G_β + (1-ρ)·G``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from seqgan.errors import UserError
+from seqgan.metrics.bleu import BleuReference, eos_lengths
+from seqgan.objectives import get_objective
+from seqgan.training.rewards import RewardFn, check_rewards, subtract_baseline
+from seqgan.training.state import TrainingState
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def objective_for(tc: Any, allow_import: bool = False):
+    """The objective a train config needs (λ < 1), or None; ``module:function`` names are
+    imported only with ``allow_import`` (the user typed it)."""
+    if tc.lambda_ >= 1:
+        return None
+    if not tc.objective:
+        raise UserError("λ < 1 needs an objective: pass --objective NAME")
+    return get_objective(tc.objective, allow_import=allow_import)
+
+
+def discriminator_scorer(st: TrainingState) -> Scorer:
+    """S(Y) = D's probability that Y is real, scored in chunks of ``rollout_chunk``."""
+    chunk = st.cfg.train.rollout_chunk
+    return lambda tokens: st.D.prob_real(tokens, chunk=chunk)
+
+
+def bleu_scorer(references: torch.Tensor, vocab: Any, n: int) -> Scorer:
+    """S(Y) = BLEU-n of Y (cut at EOS) against every row of ``references`` (PG-BLEU)."""
+    ref = BleuReference([vocab.strip(row) for row in references.tolist()], max_n=n)
+    eos = vocab.eos
+
+    def score(tokens: torch.Tensor) -> torch.Tensor:
+        return ref.score_tensor(tokens, eos_lengths(tokens, eos), n).float().to(tokens.device)
+
+    return score
+
+
+def pg_step(st: TrainingState, reward_fn: RewardFn) -> torch.Tensor:
+    """One REINFORCE step of G (see the module docstring); the mean reward (device scalar)."""
+    tc, B, G = st.cfg.train, st.cfg.train.batch_size, st.G
+    G.eval()
+    seqs = G.sample(B)  # (B, T)
+    G.train()
+    q = st.rollout.rewards(seqs, reward_fn, tc.rollout_num, tc.rollout_chunk)  # (B, T)
+    check_rewards(q)
+    mean_reward = q.mean()
+    if tc.reward_baseline:
+        q = subtract_baseline(q)
+    loss = -(G.log_probs(seqs) * q).sum() / B
+    st.opt_adv.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(G.parameters(), tc.grad_clip)
+    st.opt_adv.step()
+    return mean_reward
+
+
+def policy_gradient_epoch(st: TrainingState, reward_fn: RewardFn) -> dict[str, float]:
+    """``g_steps`` REINFORCE steps, then the rollout policy's update; the mean reward."""
+    tc = st.cfg.train
+    rewards = [pg_step(st, reward_fn) for _ in range(tc.g_steps)]
+    st.rollout.update(st.G, tc.update_rate)
+    return {"reward": float(torch.stack(rewards).mean())}

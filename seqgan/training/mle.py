@@ -1,0 +1,62 @@
+"""Maximum-likelihood training of the generator: teacher forcing or scheduled sampling.
+
+One epoch over the training set in shuffled minibatches of ``batch_size``: cross entropy
+``-(1/(B·T)) Σ_b Σ_t log G(y_t | y_<t)``, gradient norm clipped at ``grad_clip``, one Adam
+step per batch (SeqGAN: Adam 0.01, clip 5). Scheduled sampling (Bengio et al. 2015) feeds,
+at each step of each row, the model's own sample instead of the true previous token with
+probability ``p`` (drawn per token and step).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from seqgan.errors import TrainingError
+from seqgan.models.generator import Generator, sample_logits
+from seqgan.training.state import TrainingState
+
+
+def ss_logits(G: Generator, batch: torch.Tensor, p: float) -> torch.Tensor:
+    """Scheduled-sampling forward of ``batch`` (B, T): logits (B, T, V)."""
+    B, T = batch.shape
+    h, c = G.init_state(B)
+    x = torch.full((B,), G.cfg.start_token, dtype=torch.long, device=batch.device)
+    logits_all = []
+    for t in range(T):
+        h, c, logits = G.step(x, h, c)
+        logits_all.append(logits)
+        with torch.no_grad():
+            own = sample_logits(logits)
+            use_own = torch.rand(B, device=batch.device) < p
+        x = torch.where(use_own, own, batch[:, t])
+    return torch.stack(logits_all, 1)  # (B, T, V)
+
+
+def mle_epoch(st: TrainingState, data: torch.Tensor, opt: torch.optim.Optimizer | None = None,
+              ss_prob: float = 0.0) -> float:
+    """One epoch of MLE on ``data`` (N, T) with ``opt`` (default: the MLE optimizer);
+    the mean batch loss. A NaN loss is a TrainingError."""
+    G, tc = st.G, st.cfg.train
+    opt = opt or st.opt_mle
+    G.train()
+    bs = tc.batch_size
+    perm = torch.randperm(len(data), device=st.device)
+    loss_sum = torch.zeros((), device=st.device)
+    nb = 0
+    for i in range(0, len(data), bs):
+        batch = data[perm[i:i + bs]]  # (B, T)
+        logits = ss_logits(G, batch, ss_prob) if ss_prob > 0 else G(batch)  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(G.parameters(), tc.grad_clip)
+        opt.step()
+        loss_sum += loss.detach()
+        nb += 1
+    mean = float(loss_sum) / max(nb, 1)
+    if not math.isfinite(mean):
+        raise TrainingError("the MLE loss became NaN or infinite; training stopped at the last "
+                            "good checkpoint (a new run with a lower --lr may help)")
+    return mean
