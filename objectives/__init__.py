@@ -74,8 +74,9 @@ def get_objective(name: str, allow_import: bool = False) -> Objective:
     """
     if ":" in name:
         if not allow_import:
-            raise UserError(f"objective {name!r} is a plug-in given as module:function; it is "
-                            f"imported only when you pass --objective {name} yourself")
+            raise UserError(f"objective {name!r} would import and run code from module "
+                            f"{name.partition(':')[0]!r}; it is imported only when you name it "
+                            f"yourself: pass --objective {name} (in Python: objective={name!r})")
         module, _, attr = name.partition(":")
         if not module or not attr:
             raise UserError(f"objective {name!r}: expected module:function, e.g. mypkg.objectives:syncopation")

@@ -98,6 +98,11 @@ class Run:
         self.dir.lock()
         try:
             yield self
+        except OSError as e:  # a full disk, a read-only file system: what was written is kept
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise UserError(f"{self.path}: could not write: {e.strerror or e}{where}; its last "
+                            f"checkpoint and metrics log are intact; free some space and run the "
+                            f"same command again to resume") from None
         finally:
             if not held:
                 self.dir.unlock()
@@ -160,6 +165,11 @@ class Run:
         uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
         if uses_objective and not tc.objective:
             raise UserError("λ < 1 needs an objective: pass --objective NAME")
+        if uses_objective and ":" in tc.objective and values.get("objective") != tc.objective:
+            raise UserError(f"{self.path}: its config.json names the objective {tc.objective!r}, which "
+                            f"would import and run code from module {tc.objective.partition(':')[0]!r}; "
+                            f"pass --objective {tc.objective} to allow that (in Python: "
+                            f"objective={tc.objective!r}), or --objective NAME for another objective")
         if uses_objective or values.get("objective") is not None:  # a typed one is checked even at λ = 1
             self._probe_objective(tc.objective, allow_import=values.get("objective") == tc.objective)
         cfg.train, cfg.discriminator = trial.train, trial.discriminator

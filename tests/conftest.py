@@ -53,3 +53,14 @@ def train_quick_run(run: Path) -> Path:
 @pytest.fixture(scope="session")
 def quick_run_factory():
     return train_quick_run
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fork server for the CLI (see tests/forkserver.py), closed after the test."""
+    from forkserver import Server
+
+    s = Server(tmp_path)
+    yield s
+    s.close()
+

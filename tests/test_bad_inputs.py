@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import fails_cleanly, invoke, succeeds
 import torch
-from click.testing import CliRunner
 
 from seqgan.runs.rundir import RunDir
-from seqgan.cli import main  # the checkout root is on seqgan.__path__
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -36,28 +35,7 @@ def _one_thread(tmp_path_factory):
     torch.set_num_threads(n)
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def fails_cleanly(r, *words: str) -> str:
-    """Exit 2, no traceback, stderr ends with one ``error:`` line holding ``words``."""
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert "Traceback" not in r.output
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.exit_code == 2, r.output[-2000:]
-    assert lines and lines[-1].startswith("error: "), r.stderr[-2000:]
-    assert sum(line.startswith("error:") for line in lines) == 1
-    for w in words:
-        assert w in lines[-1], (w, lines[-1])
-    return lines[-1]
-
-
-def succeeds(r) -> str:
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert r.exit_code == 0, r.output[-2000:]
-    assert "Traceback" not in r.output
-    return r.stderr
 
 
 def no_run_left(out: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import invoke as _invoke
 import torch
 from click.testing import CliRunner
 
@@ -23,9 +24,9 @@ BODIES = ["CDEF GABc|cBAG FEDC", "EGce gecG|FAcf afcA", "CEGc CEGc|DFAd DFAd", "
           "ccGG AAGz|FFEE DDCz", "EDCD EEEz|DDDz EGGz", "CDEC CDEC|EFGz EFGz", "GAGF ECz2|GAGF ECz2"]
 
 
+
 def invoke(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return r
+    return _invoke(*args, catch=False)
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import error_line, invoke
 import torch
-from click.testing import CliRunner
 
 from seqgan.files import load_tensors
 from seqgan.runs.checkpoints import CKPT, CKPT_PREV
 from seqgan.runs.rundir import RunDir
-from seqgan.cli import main
 from seqgan.errors import TrainingError
 import seqgan.training.loop as loop
 from dataclasses import replace
@@ -44,13 +43,6 @@ def run(tmp_path, trained) -> Path:
     return dst
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(r) -> str:
-    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    return [line for line in r.stderr.splitlines() if line.strip()][-1]
 
 
 def state(run: Path) -> dict:
@@ -160,11 +152,34 @@ def test_after_a_fallback_the_good_checkpoint_stays_the_fallback(run):
     RunDir(run).checkpoints._read(run / CKPT_PREV)  # intact
 
 
-def test_losing_every_checkpoint_is_said_out_loud(run):
+def test_losing_every_checkpoint_is_said_out_loud_and_nothing_is_deleted(run):
+    (run / "samples" / "samples.txt").write_text("1 2 3\n")
+    (run / "results.json").write_text("{}\n")
+    kept = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "generator-mle.safetensors",
+                                                          "results.json")}
     shutil.rmtree(run / CKPT)
     shutil.rmtree(run / CKPT_PREV)
     r = invoke("pretrain", "--out", run, "--device", "cpu")
     assert r.exit_code == 0 and "has a training history but no checkpoint" in r.stderr
+    assert "metrics.jsonl -> metrics.jsonl.1" in r.stderr and "samples -> samples.1" in r.stderr
+    for name, data in kept.items():  # moved aside, byte for byte
+        assert (run / f"{name}.1").read_bytes() == data
+    assert (run / "samples.1" / "samples.txt").read_text() == "1 2 3\n"
+    # the new history starts afresh beside the old one; losing it again keeps both
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 0
+    shutil.rmtree(run / CKPT)
+    shutil.rmtree(run / CKPT_PREV)
+    r = invoke("pretrain", "--out", run, "--device", "cpu")
+    assert r.exit_code == 0 and "metrics.jsonl -> metrics.jsonl.2" in r.stderr
+    assert (run / "metrics.jsonl.1").read_bytes() == kept["metrics.jsonl"]
+
+
+def test_a_fresh_run_moves_nothing_aside(tmp_path):
+    out = tmp_path / "fresh"
+    r = invoke("pretrain", "--data", "oracle", "--preset", "quick", "--out", out, "--epochs", "1",
+               "--device", "cpu")
+    assert r.exit_code == 0 and "kept aside" not in r.stderr and "warning" not in r.stderr
+    assert not list(out.glob("*.1"))
 
 
 # -- a reader racing a checkpoint swap -----------------------------------------------------------

@@ -8,12 +8,11 @@ import platform
 from pathlib import Path
 
 import pytest
+from helpers import invoke as _invoke, succeeds
 import torch
-from click.testing import CliRunner
 
 import seqgan
 from seqgan.files import load_tensors
-from seqgan.cli import main
 from seqgan.runs.config import RunConfig
 from seqgan.runs.presets import get_preset
 
@@ -21,9 +20,8 @@ CKPT_FILES = ("generator", "discriminator", "rollout", "optim-g-mle", "optim-g-a
 
 
 def invoke(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    assert r.exit_code == 0, r.output
-    assert "Traceback" not in r.output
+    r = _invoke(*args)
+    succeeds(r)
     return r
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import seqgan
+from helpers import error_line, invoke
+from seqgan.errors import UserError
 import torch
 from click.testing import CliRunner
 
@@ -116,14 +120,6 @@ def evil(tmp_path, monkeypatch):
     sys.modules.pop(name, None)
 
 
-def one_error_line(r) -> str:
-    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
-    assert "Traceback" not in r.output
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("error: ") and sum(line.startswith("error:") for line in lines) == 1
-    return lines[-1]
-
-
 def test_objective_named_in_a_run_is_never_imported(tmp_path, oracle_run, evil):
     name, marker = evil
     run = tmp_path / "handed-over"
@@ -131,13 +127,15 @@ def test_objective_named_in_a_run_is_never_imported(tmp_path, oracle_run, evil):
     cfg = json.loads((run / "config.json").read_text())
     cfg["config"]["train"].update(objective=f"{name}:fn", lambda_=0.5, adv_epochs=2)
     (run / "config.json").write_text(json.dumps(cfg))
-    invoke = lambda *a: CliRunner().invoke(main, [str(x) for x in a])  # noqa: E731
-    line = one_error_line(invoke("train", run, "--device", "cpu"))
-    assert f"{name}:fn" in line and "--objective" in line
+    line = error_line(invoke("train", run, "--device", "cpu"))
+    # says which code the run would import, and how to allow it
+    assert f"{name}:fn" in line and f"module {name!r}" in line and f"--objective {name}:fn" in line
     # nor by any other command, nor the pipeline resuming it
     assert invoke("sample", run, "-n", "2").exit_code == 0
     assert invoke("evaluate", run, "-n", "4", "--metrics", "nll-oracle").exit_code == 0
-    one_error_line(invoke("run", "--out", run, "--device", "cpu"))
+    error_line(invoke("run", "--out", run, "--device", "cpu"))
+    with pytest.raises(UserError, match=f"module {name!r}"):  # the API, the same rule
+        seqgan.open_run(run).train(device="cpu")
     assert not marker.exists() and name not in sys.modules
     # typed on the command line by the user, it is imported and used
     r = invoke("train", run, "--objective", f"{name}:fn", "--device", "cpu")
@@ -165,9 +163,9 @@ def test_pickle_payload_in_a_weights_file_is_never_unpickled(tmp_path, oracle_ru
         state = json.loads((run / folder / "state.json").read_text())
         state["files"]["generator.safetensors"] = hashlib.sha256(g.read_bytes()).hexdigest()
         (run / folder / "state.json").write_text(json.dumps(state))  # ... with a matching digest
-    line = one_error_line(CliRunner().invoke(main, ["sample", str(run), "-n", "2"]))
+    line = error_line(CliRunner().invoke(main, ["sample", str(run), "-n", "2"]))
     assert "generator.safetensors" in line and "safetensors" in line
-    one_error_line(CliRunner().invoke(main, ["train", str(run), "--device", "cpu"]))
+    error_line(CliRunner().invoke(main, ["train", str(run), "--device", "cpu"]))
     assert not (tmp_path / "UNPICKLED").exists()
     # the payload is live: an unsafe loader would have run it
     shutil.copy(run / "checkpoint" / "generator.safetensors", tmp_path / "payload.pt")
@@ -181,7 +179,7 @@ def test_pickle_payload_in_oracle_npz_is_never_unpickled(tmp_path):
     np.savez(f, embedding=np.array([_Payload()], dtype=object))
     r = CliRunner().invoke(main, ["pretrain", "--data", f"oracle:{f}", "--out", str(tmp_path / "run"),
                                   "--preset", "quick"])
-    line = one_error_line(r)
+    line = error_line(r)
     assert str(f) in line and "unsafe" not in line
     assert not (tmp_path / "UNPICKLED").exists() and not (tmp_path / "run").exists()
 
@@ -192,7 +190,7 @@ def test_vocabulary_kind_cannot_name_code(tmp_path, oracle_run):
     voc = json.loads((run / "vocab.json").read_text())
     voc["kind"] = "os:system"  # the formatter is chosen by kind from a fixed table
     (run / "vocab.json").write_text(json.dumps(voc))
-    line = one_error_line(CliRunner().invoke(main, ["sample", str(run)]))
+    line = error_line(CliRunner().invoke(main, ["sample", str(run)]))
     assert "os:system" in line and "vocab.json" in line
 
 

@@ -32,6 +32,34 @@ PARAM_SHAPES = {  # name -> shape as a function of (V, E, H)
 }
 
 
+# at most this many logits (float32) at once when sampling or scoring: the batch shrinks for
+# large vocabularies (SeqGAN's V = 5000 keeps the batch of 10,000, so the same samples)
+MAX_LOGITS = 1 << 27
+_SIZES = "V: vocabulary size, E: embedding size, H: hidden size"
+
+
+def _check_shapes(params: dict[str, torch.Tensor]) -> tuple[int, int, int]:
+    """``(V, E, H)`` of oracle parameters whose every array has its rank, sizes >= 1 and
+    sizes that agree; else a :class:`UserError` naming the first array that does not."""
+    for name, shape_fn in PARAM_SHAPES.items():  # ranks first: the sizes are read from them
+        want, got = shape_fn("V", "E", "H"), tuple(params[name].shape)
+        if len(got) != len(want):
+            raise UserError(f"oracle parameter {name} has shape {got}, expected a {len(want)}-D "
+                            f"array ({', '.join(want)}) ({_SIZES})")
+    (V, E), H = params["embedding"].shape, params["Ui"].shape[0]
+    if min(V, E, H) < 1:
+        raise UserError(f"oracle parameters have V={V}, E={E}, H={H} (from embedding "
+                        f"{tuple(params['embedding'].shape)} and Ui {tuple(params['Ui'].shape)}; "
+                        f"{_SIZES}): each must be at least 1")
+    for name, shape_fn in PARAM_SHAPES.items():
+        want, got = shape_fn(V, E, H), tuple(params[name].shape)
+        if got != want:
+            raise UserError(f"oracle parameter {name} has shape {got}, expected {want} "
+                            f"({', '.join(shape_fn('V', 'E', 'H'))} with V={V}, E={E}, H={H}; "
+                            f"{_SIZES})")
+    return V, E, H
+
+
 class Oracle(nn.Module):
     """Fixed LSTM language model; parameters are buffers (never trained)."""
 
@@ -40,13 +68,8 @@ class Oracle(nn.Module):
         missing = sorted(set(PARAM_SHAPES) - set(params))
         if missing:
             raise UserError(f"oracle parameters lack {', '.join(missing)}")
-        V, E = params["embedding"].shape
-        H = params["Ui"].shape[0]
-        for name, shape_fn in PARAM_SHAPES.items():
-            want = shape_fn(V, E, H)
-            got = tuple(params[name].shape)
-            if got != want:
-                raise UserError(f"oracle parameter {name} has shape {got}, expected {want}")
+        V, E, H = _check_shapes(params)
+        for name in PARAM_SHAPES:
             t = params[name].detach().to(torch.float32).clone()
             if not torch.isfinite(t).all():
                 raise UserError(f"oracle parameter {name} holds NaN or infinite values")
@@ -99,6 +122,10 @@ class Oracle(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
 
+    def _batch(self, batch_size: int) -> int:
+        """``batch_size`` lowered so that a batch's logits stay under ``MAX_LOGITS``."""
+        return max(1, min(batch_size, MAX_LOGITS // self.vocab_size))
+
     def _init(self, n: int):
         z = torch.zeros(n, self.hidden_dim, device=self.W.device)
         return z, z.clone(), torch.full((n,), self.start_token, dtype=torch.long, device=z.device)
@@ -108,6 +135,7 @@ class Oracle(nn.Module):
                batch_size: int = 10_000) -> torch.Tensor:
         """Draw ``n`` sequences (n, T) at temperature 1."""
         out = []
+        batch_size = self._batch(batch_size)
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             h, c, x = self._init(m)
@@ -137,7 +165,7 @@ class Oracle(nn.Module):
         """NLL-oracle: mean per-token negative log-likelihood of ``seqs`` (N, T)."""
         if seqs.numel() == 0:
             raise UserError("NLL-oracle of an empty set of sequences is undefined")
-        total = 0.0
+        total, batch_size = 0.0, self._batch(batch_size)
         for s in range(0, seqs.shape[0], batch_size):
             total += float(-self.log_prob(seqs[s:s + batch_size]).double().sum())
         return total / seqs.numel()

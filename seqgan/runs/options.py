@@ -78,7 +78,8 @@ def apply(cfg: RunConfig, command: str, values: dict[str, Any]) -> RunConfig:
 
 
 def parse_data_options(items: tuple[str, ...] | dict[str, Any] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (VALUE read as JSON when it parses) or a dict, as a dict."""
+    """``KEY=VALUE`` strings (VALUE read as JSON when it parses, else kept as the string, so
+    that the option's check refuses it by name) or a dict, as a dict."""
     if items is None:
         return {}
     if isinstance(items, dict):
@@ -90,7 +91,7 @@ def parse_data_options(items: tuple[str, ...] | dict[str, Any] | None) -> dict[s
             raise UserError(f"--data-option {item!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON; also too many digits, too deep
             out[key] = value
     return out
 
