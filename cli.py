@@ -103,7 +103,7 @@ def main():
 def pretrain(data, out, preset, data_options, device, **options):
     """MLE pretraining of the generator (creates or resumes RUN)."""
     from seqgan.api import open_or_create, writing
-    from seqgan.training.state import resolve_device
+    from seqgan.api import resolve_device
 
     resolve_device(device)  # a bad --device fails before a run directory is created
     run, new = open_or_create(out, data, preset, data_options, log=log, **options)
@@ -266,7 +266,7 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
     from seqgan.files import atomic_write_bytes, atomic_write_json
     from seqgan.objectives import get_objective
     from seqgan.runs.options import check_options
-    from seqgan.training.state import resolve_device
+    from seqgan.api import resolve_device
 
     out = out or DEFAULT_MAIN_RUN
     new = not Path(out).exists()
@@ -283,9 +283,7 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
         if "already_trained" in done:
             click.echo(done["already_trained"])
         samples = run.sample_tokens(16, 1.0, 0, False, device)
-        from seqgan.datasets import format_samples
-
-        lines = format_samples(run.vocab, samples)
+        lines = run.decode(samples)
         atomic_write_bytes(run.path / "samples" / "samples.txt", ("\n".join(lines) + "\n").encode())
         if run.kind == "music":
             paths = run.export_midi(run.path / "samples", tokens=samples)

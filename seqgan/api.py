@@ -44,6 +44,8 @@ from seqgan.training.loop import RunTrainer
 from seqgan.training.rewards import RewardFn
 from seqgan.training.state import resolve_device
 
+__all__ = ["Run", "create_run", "open_run", "open_or_create", "writing", "resolve_device"]
+
 KIND_WORDS = {"ids": "token ids (oracle data)", "text": "text", "music": "music"}
 Log = Callable[[str], Any]
 
@@ -192,7 +194,11 @@ class Run:
     def sample(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
                device: Any = None) -> list[str]:
         """``n`` samples decoded: sentences (text), note names (music) or ids (oracle)."""
-        return format_samples(self.vocab, self.sample_tokens(n, temperature, seed, mle, device))
+        return self.decode(self.sample_tokens(n, temperature, seed, mle, device))
+
+    def decode(self, tokens: torch.Tensor) -> list[str]:
+        """Printable lines for sequences (N, T) of this run: words, note names or ids."""
+        return format_samples(self.vocab, tokens)
 
     def export_midi(self, out: str | Path, n: int = 16, tempo: float = 120.0, program: int = 0,
                     seed: int = 0, mle: bool = False, device: Any = None,

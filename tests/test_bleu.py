@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from seqgan.metrics.bleu import (BleuReference, corpus_bleu_scores, distinct_n, eos_lengths,
-                         percent_unique, self_bleu_scores)
+from seqgan.metrics.bleu import BleuReference, corpus_bleu_scores, eos_lengths, self_bleu_scores
+from seqgan.metrics.diversity import distinct_n, percent_unique
 from seqgan.errors import UserError
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"

@@ -28,14 +28,6 @@ from seqgan.runs.rundir import RunDir
 TRAIN = ["--epochs", "2", "--d-pretrain-steps", "1", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     run = tmp_path_factory.mktemp("full") / "run"

@@ -23,14 +23,6 @@ from seqgan.runs.checkpoints import Checkpoints
 from seqgan.training.baselines import BASELINES
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, quick_run_factory) -> Path:
     return quick_run_factory(tmp_path_factory.mktemp("rec") / "run")  # 1 MLE, 1 D round, 1 adversarial epoch

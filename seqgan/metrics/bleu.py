@@ -53,8 +53,7 @@ import torch
 
 from seqgan.errors import UserError
 
-__all__ = ["BleuReference", "corpus_bleu_scores", "self_bleu", "self_bleu_scores", "distinct_n",
-           "percent_unique", "eos_lengths"]
+__all__ = ["BleuReference", "corpus_bleu_scores", "self_bleu", "self_bleu_scores", "eos_lengths"]
 
 EPSILON = 0.1  # nltk SmoothingFunction(epsilon=0.1).method1 (Chen & Cherry 2014)
 
@@ -443,25 +442,3 @@ def self_bleu_scores(hyps: Sequence[Sentence], ns: Iterable[int] = (2, 3, 4, 5))
     (Texygen's parallel self-BLEU, which leaves the sentence out). Needs two sentences.
     """
     return {f"self-bleu-{n}": _mean(v) for n, v in self_bleu(hyps, ns).items()}
-
-
-def distinct_n(hyps: Sequence[Sentence], n: int) -> float:
-    """Distinct-n (Li et al. 2016): distinct n-grams / total n-grams over all hypotheses.
-
-    In [0, 1]; 0.0 when the hypotheses have no n-gram at all (all shorter than n, or none).
-    """
-    seen: set[tuple] = set()
-    total = 0
-    for h in hyps:
-        h = tuple(h)
-        if len(h) >= n:
-            total += len(h) - n + 1
-            seen.update(zip(*(h[i:] for i in range(n))))
-    return len(seen) / total if total else 0.0
-
-
-def percent_unique(hyps: Sequence[Sentence]) -> float:
-    """Percentage (0..100) of distinct sentences among the hypotheses; 0.0 for none."""
-    if not hyps:
-        return 0.0
-    return 100.0 * len({tuple(h) for h in hyps}) / len(hyps)

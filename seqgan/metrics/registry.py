@@ -85,7 +85,7 @@ def self_bleu(ctx: EvalContext) -> dict[str, float]:
 
 
 def distinct(ctx: EvalContext) -> dict[str, float]:
-    from seqgan.metrics.bleu import distinct_n, percent_unique
+    from seqgan.metrics.diversity import distinct_n, percent_unique
 
     hyps = ctx.hypotheses()
     out = {f"distinct-{n}": distinct_n(hyps, n) for n in (1, 2, 3, 4)}
