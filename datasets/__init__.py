@@ -78,6 +78,9 @@ def resolve_spec(spec: str) -> tuple[str, str]:
     if spec == "oracle":
         return "oracle", ""
     if spec.startswith("oracle:"):
+        if not spec[len("oracle:"):].strip():
+            raise UserError(f"data spec {spec!r} needs a path to oracle parameters "
+                            f"(oracle:PATH.npz); use 'oracle' for a random oracle")
         return "oracle", spec[len("oracle:"):]
     if spec.startswith("music21:"):
         return "music21", spec[len("music21:"):]

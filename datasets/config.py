@@ -17,7 +17,7 @@ class DataConfig:
                                  command="pretrain", flag="test", fixed=True)
     n_train: int = knob(10_000, "Oracle: sequences sampled as training data.", lo=0)
     n_test: int = knob(10_000, "Oracle: held-out sequences for NLL-test.", lo=0)
-    seq_len: int | None = knob(None, "Sequence length T [default: from preset/data].", lo=2,
+    seq_len: int | None = knob(None, "Sequence length T [default: from preset/data].", lo=2, hi=100_000,
                                command="pretrain", fixed=True)
     # source-specific (tokenizer, grid, ...), checked by each source's typed checker
     options: dict[str, Any] = knob(help="Source options (--data-option KEY=VALUE).", factory=dict)

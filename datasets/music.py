@@ -47,7 +47,7 @@ Options (``DataConfig.options``; unknown keys are errors, and each value is chec
 ==================  ======================================================================
 steps_per_quarter   grid resolution, an integer in 1..96, default 4 (a sixteenth note);
                     capped so that every grid exports to MIDI (at most 32767 ticks a quarter)
-window              window length T (an integer >= 2) when neither ``seq_len`` nor
+window              window length T (an integer in 2..100000) when neither ``seq_len`` nor
                     ``DataConfig.seq_len`` is set; default 32 (two bars of 4/4)
 stride              steps between window starts, an integer >= 1; default null = T
                     (non-overlapping)
@@ -92,7 +92,8 @@ import numpy as np
 from seqgan.datasets.keys import _fold_into, _transpose, key_shifts
 # also re-exported: the names this module had before parsing moved out
 from seqgan.datasets.music_cache import default_cache_dir  # noqa: F401
-from seqgan.datasets.music_parse import MAX_STEPS_PER_QUARTER, OPTIONS, _options, parse_tunes  # noqa: F401
+from seqgan.datasets.music_parse import (MAX_STEPS_PER_QUARTER, MAX_WINDOW, OPTIONS, _options,  # noqa: F401
+                                          parse_tunes)
 from seqgan.datasets.music_readers import G_HOLD, G_REST, TuneSet  # noqa: F401
 
 DEFAULT_OPTIONS = OPTIONS  # the name every data source module gives its option defaults
@@ -186,8 +187,9 @@ def load(source: str, arg: str, cfg: Any, seq_len: int | None, seed: int) -> Cor
     opts = _options(getattr(cfg, "options", None))
     T = int(seq_len or getattr(cfg, "seq_len", None) or opts["window"])
     stride = opts["stride"] or T
-    if T < 2 or stride < 1:
-        raise UserError(f"window length {T} / stride {stride}: need T >= 2 and stride >= 1")
+    if not 2 <= T <= MAX_WINDOW or stride < 1:
+        raise UserError(f"window length {T} / stride {stride}: need T in 2..{MAX_WINDOW} and "
+                        f"stride >= 1")
     tunes, parse_info = parse_tunes(source, arg, opts)
     if tunes.skipped:
         log.warning("%s: skipped %d of %d tunes that could not be parsed (e.g. %s)", tunes.source,

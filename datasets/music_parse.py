@@ -38,12 +38,13 @@ KEY_MODES = ("auto", "signature", "tonic", "estimate")
 # 120 * steps_per_quarter of them, so every grid up to this one can be exported (96 = 480 / 5)
 MAX_STEPS_PER_QUARTER = 96
 MAX_WORKERS = 256
+MAX_WINDOW = 100_000  # steps: a window is an (N, T) row, and T is the model's sequence length
 
 
 def _option_checks() -> dict[str, Any]:
     """One check per option of ``OPTIONS``."""
     return {
-        "steps_per_quarter": integer(1, MAX_STEPS_PER_QUARTER), "window": integer(2),
+        "steps_per_quarter": integer(1, MAX_STEPS_PER_QUARTER), "window": integer(2, MAX_WINDOW),
         "stride": integer(1, null=True), "min_notes": integer(1), "transpose": choice(TRANSPOSE),
         "key": choice(KEY_MODES), "max_tunes": integer(1, null=True),
         "pitch_range": int_pair(0, 127, min_span=11, what="MIDI pitches", null=True),

@@ -32,6 +32,9 @@ from seqgan.errors import UserError
 G_REST, G_HOLD = -1, -2
 
 PARSER_VERSION = 1  # part of every cache key and cache file: bump when a reader's output changes
+# the longest grid of one tune, in steps (at 96 a quarter, 10,416 quarter notes): a longer
+# tune (a note of absurd length, a rest of 1e14) is skipped before its grid is allocated
+MAX_GRID_STEPS = 1_000_000
 MIDI_SUFFIXES = {".mid", ".midi"}
 XML_SUFFIXES = {".xml", ".musicxml", ".mxl"}
 ABC_SUFFIXES = {".abc"}
@@ -58,16 +61,29 @@ class TuneSet:
     source: str = ""
 
 
+class TuneRefused(ValueError):
+    """A tune that was read but cannot become a grid; its message is why it is skipped."""
+
+
 def _notes_to_grid(notes: Sequence[tuple[float, float, int]], spq: int) -> np.ndarray:
     """Notes ``(onset_ql, dur_ql, midi)`` → grid (int16, leading/trailing silence cut).
 
     Onsets and ends round to the nearest step; a note keeps at least one step; where
     notes overlap the highest sounds (ties: the later note), and a lower note that
-    sounds again after a higher one ends is re-struck.
+    sounds again after a higher one ends is re-struck. Raises :class:`TuneRefused` for a
+    pitch outside MIDI 0..127 or a grid longer than ``MAX_GRID_STEPS``, before allocating.
     """
     if not notes:
         return np.zeros(0, dtype=np.int16)
     arr = np.asarray(notes, dtype=np.float64)  # (n, 3)
+    lo, hi = arr[:, 2].min(), arr[:, 2].max()
+    if not 0 <= lo <= hi <= 127:
+        raise TuneRefused(f"notes outside MIDI 0..127 (pitches {lo:.0f}..{hi:.0f})")
+    last = np.maximum(arr[:, 0], arr[:, 0] + arr[:, 1]).max() * spq  # in steps
+    if not last < MAX_GRID_STEPS:  # (also NaN and infinity)
+        raise TuneRefused(f"the tune lasts {last / spq:.4g} quarter notes ({last:.4g} grid steps), "
+                          f"more than the {MAX_GRID_STEPS:,} steps a tune may have (a note or "
+                          f"rest of absurd length?)")
     on = np.floor(arr[:, 0] * spq + 0.5).astype(np.int64).clip(min=0)
     end = np.floor((arr[:, 0] + arr[:, 1]) * spq + 0.5).astype(np.int64)
     end = np.maximum(end, on + 1)
@@ -86,12 +102,22 @@ def _notes_to_grid(notes: Sequence[tuple[float, float, int]], spq: int) -> np.nd
 
 
 # -- ABC (fast path: music21's ABC tokenizer, without building music21 streams) ---------
-def _m21_pitch_to_midi(name: str) -> int:
-    m = re.fullmatch(r"([A-G])([#\-n~`]*)(-?\d+)", name)
+def _m21_pitch_to_midi(name: str, src: str = "") -> int:
+    """music21's name of an ABC note's pitch (``C#4``, ``B-3``) → MIDI number.
+
+    The name is step, accidentals (``#``, ``-`` flat, ``n``) and octave, so the minus of a
+    negative octave reads like a flat: ``G-2`` is G flat in octave 2 or G in octave -2. The
+    note's ABC text ``src`` decides: an octave below 0 takes at least five commas more than
+    apostrophes (``G,,,,,``), an octave above 0 at most four.
+    """
+    m = re.fullmatch(r"([A-G])([#\-n~`]*)(\d+)", name)
     if m is None:
         raise ValueError(f"unreadable pitch {name!r}")
-    step, acc, octave = m.groups()
-    return 12 * (int(octave) + 1) + "C D EF G A B".index(step) + acc.count("#") - acc.count("-")
+    step, acc, octave = m.group(1), m.group(2), int(m.group(3))
+    marks = re.sub(r'"[^"]*"', "", src)  # without chord symbols ("Am,")
+    if acc.endswith("-") and octave > 0 and marks.count(",") - marks.count("'") >= 5:
+        acc, octave = acc[:-1], -octave
+    return 12 * (octave + 1) + "C D EF G A B".index(step) + acc.count("#") - acc.count("-")
 
 
 _MODE_OFFSET = {None: 0, "": 0, "major": 0, "ionian": 0, "minor": 9, "aeolian": 9,
@@ -135,10 +161,10 @@ def _abc_notes(text: str) -> tuple[list[tuple[float, float, int]], dict[str, Any
         if ql <= 0:
             continue
         if isinstance(tok, abcFormat.ABCChord):
-            ps = [_m21_pitch_to_midi(s.pitchName) for s in tok.subTokens if s.pitchName]
+            ps = [_m21_pitch_to_midi(s.pitchName, s.src) for s in tok.subTokens if s.pitchName]
             pitch = max(ps) if ps else None
         else:
-            pitch = None if tok.isRest else _m21_pitch_to_midi(tok.pitchName)
+            pitch = None if tok.isRest else _m21_pitch_to_midi(tok.pitchName, tok.src)
         if pitch is not None:
             if tok.tie in ("stop", "continue") and notes and notes[-1][2] == pitch \
                     and abs(notes[-1][0] + notes[-1][1] - t) < 1e-6:
@@ -277,6 +303,8 @@ def parse_item(item: tuple[str, str, str], spq: int, instrument: Any) -> tuple:
             return name, None, {}, "no melody notes"
         meta["name"] = name
         return name, grid.tolist(), meta, None
+    except TuneRefused as e:
+        return name, None, {}, str(e)
     except Exception as e:  # a tune that cannot be parsed is skipped and counted
         msg = " ".join(str(e).split())[:160] or (
             "the file ends early (truncated or corrupt)" if isinstance(e, EOFError) else "no details")

@@ -116,14 +116,17 @@ def either(*alternatives: Opt, null: bool = False) -> Opt:
                " or ".join(a.wants() for a in alternatives), null)
 
 
-def _show(value: Any) -> str:
-    """A value as the user typed it: strings quoted, the rest as JSON (``true``, ``[1]``)."""
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as the user typed it: strings quoted, the rest as JSON (``true``, ``[1]``);
+    one longer than ``limit`` characters is cut, saying how long it was."""
     if isinstance(value, str):
-        return repr(value)
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        shown = repr(value)
+    else:
+        try:
+            shown = json.dumps(value)
+        except (TypeError, ValueError):
+            shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit - 20]}... ({len(shown):,} characters)"
 
 
 def check_options(what: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],

@@ -1,9 +1,10 @@
 """SeqGAN's synthetic data: training and test sets sampled from an oracle LSTM.
 
 ``oracle`` draws a random oracle (N(0, 1) parameters from the run's seed; options
-``vocab_size`` (5000) and ``oracle_dim`` (32)); ``oracle:PATH.npz`` loads published
-parameters. The training set has ``n_train`` sequences (SeqGAN: 10,000 of length 20) and
-a separate held-out set of ``n_test`` sequences gives NLL-test.
+``vocab_size`` (5000; 2..1,000,000) and ``oracle_dim`` (32; 1..4096), their product at most
+2**27); ``oracle:PATH.npz`` loads published parameters. The training set has ``n_train``
+sequences (SeqGAN: 10,000 of length 20) and a separate held-out set of ``n_test`` sequences
+gives NLL-test.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from seqgan.models.oracle import Oracle
 
 
 DEFAULT_OPTIONS = {"vocab_size": 5000, "oracle_dim": 32}
+# upper bounds of a random oracle, so that its parameters fit in memory: V x E floats for
+# the embedding and as many for the output layer, 8 H x H for the gates (E = H = oracle_dim)
+MAX_VOCAB_SIZE = 1_000_000
+MAX_ORACLE_DIM = 4096
+MAX_VOCAB_X_DIM = 1 << 27  # vocab_size * oracle_dim: 2 x 512 MiB of float32
 
 
 def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
@@ -23,11 +29,16 @@ def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
 
     T = seq_len or cfg.seq_len or 20
     opts = check_options("oracle", cfg.options, DEFAULT_OPTIONS,
-                         {"vocab_size": integer(2), "oracle_dim": integer(1)})
+                         {"vocab_size": integer(2, MAX_VOCAB_SIZE),
+                          "oracle_dim": integer(1, MAX_ORACLE_DIM)})
     if arg:  # sizes come from the file
         oracle = Oracle.from_npz(arg, seq_len=T)
     else:
         dim = opts["oracle_dim"]
+        if opts["vocab_size"] * dim > MAX_VOCAB_X_DIM:
+            raise UserError(f"oracle options vocab_size={opts['vocab_size']} and oracle_dim={dim} "
+                            f"make {opts['vocab_size'] * dim:,} weights per layer, more than "
+                            f"{MAX_VOCAB_X_DIM:,}; choose a smaller vocab_size or oracle_dim")
         oracle = Oracle.random(opts["vocab_size"], dim, dim, T, seed=seed + 1)
     if cfg.n_train <= 0:
         raise UserError("n_train must be positive")

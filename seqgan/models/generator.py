@@ -72,8 +72,10 @@ class Generator(nn.Module):
         return logp.gather(2, seqs.unsqueeze(2)).squeeze(2)
 
     def nll(self, seqs: torch.Tensor, batch_size: int = 4096) -> float:
-        """Mean per-token NLL of ``seqs`` under G (NLL-test when ``seqs`` is held out)."""
+        """Mean per-token NLL of ``seqs`` under G (NLL-test when ``seqs`` is held out), in
+        batches of at most ``batch_size`` rows and 2**27 logits (large vocabularies)."""
         total = 0.0
+        batch_size = max(1, min(batch_size, 2**27 // max(seqs.shape[1] * self.cfg.vocab_size, 1)))
         with torch.no_grad():
             for s in range(0, seqs.shape[0], batch_size):
                 batch = seqs[s:s + batch_size].to(self.device)
