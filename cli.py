@@ -26,6 +26,7 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        """Call ``fn``; a UserError or OSError prints ``error: ...`` and exits 2, Ctrl-C exits 130."""
         try:
             return fn(*args, **kwargs)
         except UserError as e:
@@ -44,6 +45,7 @@ def friendly(fn):
 
 
 def log(msg: str) -> None:
+    """Print ``msg`` to stderr (the ``log`` callback the CLI gives the API)."""
     click.echo(msg, err=True)
 
 
@@ -58,6 +60,7 @@ def knob_options(command: str):
     from seqgan.runs.config import RunConfig
 
     def deco(f):
+        """Add the click options of ``command``'s knobs to ``f``, in their declared order."""
         for path, field, k, hint in reversed(cli_knobs(RunConfig, command)):
             flag = flag_of(path, k)
             name = "lambda_" if flag == "lambda" else flag.replace("-", "_")
@@ -199,6 +202,8 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
 
 # ---------------------------------------------------------------------------------------
 def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """Rows {label: {metric: value}} as a text table: a column per metric (first-seen order),
+    values to 4 decimals, blank where a row lacks one."""
     cols = []
     for r in rows.values():
         cols += [c for c in r if c not in cols]

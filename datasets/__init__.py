@@ -48,6 +48,7 @@ class Corpus:
 
     @property
     def seq_len(self) -> int:
+        """T, the length of every sequence (``train.shape[1]``)."""
         return int(self.train.shape[1])
 
 
@@ -130,4 +131,5 @@ def format_samples(vocab: Vocabulary, tokens: torch.Tensor) -> list[str]:
 
 
 def format_ids(vocab: Vocabulary, tokens: torch.Tensor) -> list[str]:
+    """One line per sequence of ``tokens`` (N, T): its T ids, space-separated."""
     return [" ".join(str(int(t)) for t in row) for row in tokens.tolist()]

@@ -283,6 +283,7 @@ def hold_id(vocab: Vocabulary, default: int = HOLD) -> int:
 
 
 def rest_id(vocab: Vocabulary) -> int:
+    """The REST id: ``meta["rest"]``, else the token ``"R"``, else ``REST`` (2)."""
     return _special_id(vocab, "rest", "R", REST)
 
 

@@ -34,6 +34,7 @@ FORMAT = "seqgan-music-tunes"
 
 
 def default_cache_dir() -> Path:
+    """``$SEQGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqgan``, else ``~/.cache/seqgan``."""
     env = os.environ.get("SEQGAN_CACHE_DIR")
     if env:
         return Path(env)
@@ -49,12 +50,16 @@ def cache_key(source: str, arg: str, content: dict[str, Any], spq: int, max_tune
 
 
 def cache_path(cache_dir: Path, key_obj: dict[str, Any], source: str, arg: str) -> Path:
+    """``cache_dir/music/<source>-<arg's name>-<hash>.safetensors``; the hash is 20 hex digits
+    of sha256 over ``key_obj`` (sorted JSON), the stem sanitised and cut to 60 characters."""
     digest = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{source}-{Path(arg).name or arg or 'default'}")[:60]
     return cache_dir / "music" / f"{stem}-{digest}.safetensors"
 
 
 def save_tuneset(path: Path, ts: TuneSet) -> None:
+    """Write ``ts`` to ``path`` atomically (tensors ``grid``, ``lengths`` and the metadata
+    of the module docstring), creating its folder."""
     import torch
 
     from seqgan.files import atomic_save_tensors

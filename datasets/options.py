@@ -39,9 +39,11 @@ class Opt:
     null: bool = False  # ``None`` (JSON null) is accepted too
 
     def accepts(self, value: Any) -> bool:
+        """Whether ``value`` passes: None only where ``null`` is allowed, else ``ok(value)``."""
         return (value is None and self.null) or (value is not None and self.ok(value))
 
     def wants(self) -> str:
+        """What a value must be, in words (``... or null`` where null is accepted)."""
         return f"{self.expect} or null" if self.null else self.expect
 
 
@@ -103,6 +105,7 @@ def int_pair(lo: int, hi: int, min_span: int = 0, what: str = "integers",
              null: bool = False) -> Opt:
     """``[a, b]``: two integers in ``lo..hi`` with ``b - a >= min_span``."""
     def ok(v: Any) -> bool:
+        """``[a, b]`` (list or tuple) of integers with ``lo <= a``, ``b <= hi`` and ``b - a >= min_span``."""
         return (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v)
                 and lo <= v[0] and v[1] <= hi and v[1] - v[0] >= min_span)
 

@@ -25,6 +25,8 @@ MAX_VOCAB_X_DIM = 1 << 27  # vocab_size * oracle_dim: 2 x 512 MiB of float32
 
 
 def load(source: str, arg: str, cfg, seq_len: int | None, seed: int) -> Corpus:
+    """The oracle corpus: ``n_train`` (and ``n_test``) sequences of length T (``seq_len``, else
+    ``cfg.seq_len``, else 20) sampled from the oracle of ``arg`` (.npz) or a random one."""
     from seqgan.datasets.options import check_options, integer
 
     T = seq_len or cfg.seq_len or 20

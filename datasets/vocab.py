@@ -18,6 +18,9 @@ KINDS = ("ids", "text", "music")
 
 @dataclass
 class Vocabulary:
+    """The tokens of a corpus (id = position), its special ids (None where absent), its
+    ``kind`` and decoding ``meta``; see the module docstring."""
+
     tokens: list[str]
     kind: str = "ids"
     pad: int | None = None
@@ -49,6 +52,7 @@ class Vocabulary:
         return cls([str(i) for i in range(n)], kind="ids", meta={"start_token": start_token})
 
     def index(self, token: str) -> int:
+        """The id of ``token``: ``unk`` for an unknown one, or a KeyError without ``unk``."""
         i = self._index.get(token)
         if i is None:
             if self.unk is None:
@@ -57,6 +61,7 @@ class Vocabulary:
         return i
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
+        """The ids of ``tokens`` (see :meth:`index`)."""
         return [self.index(t) for t in tokens]
 
     def strip(self, ids: Sequence[int]) -> list[int]:
@@ -72,15 +77,19 @@ class Vocabulary:
         return out
 
     def decode(self, ids: Sequence[int]) -> list[str]:
+        """The content tokens of ``ids``: cut at the first EOS, PAD and BOS dropped (:meth:`strip`)."""
         return [self.tokens[i] for i in self.strip(ids)]
 
     # -- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: kind, tokens, pad, bos, eos, unk and meta."""
         return {"kind": self.kind, "tokens": self.tokens, "pad": self.pad, "bos": self.bos,
                 "eos": self.eos, "unk": self.unk, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, d: Any) -> "Vocabulary":
+        """A vocabulary from its JSON form (:meth:`to_dict`); a UserError for a malformed one
+        (no ``tokens`` list, unknown keys, non-string tokens, a bad kind or special id)."""
         if not isinstance(d, dict) or not isinstance(d.get("tokens"), list):
             raise UserError("vocabulary JSON must be an object with a 'tokens' list")
         extra = set(d) - {"kind", "tokens", "pad", "bos", "eos", "unk", "meta"}
@@ -95,12 +104,14 @@ class Vocabulary:
                    meta=dict(d.get("meta") or {}))
 
     def save(self, path: str | Path) -> None:
+        """Write the JSON form to ``path``, atomically."""
         from seqgan.files import atomic_write_json
 
         atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
+        """The vocabulary stored at ``path``; a one-line UserError if it is missing or malformed."""
         from seqgan.files import read_json
 
         return cls.from_dict(read_json(path))

@@ -38,6 +38,7 @@ def register_objective(name: str) -> Callable[[Objective], Objective]:
     """Decorator: register a batched objective under ``name``."""
 
     def deco(fn: Objective) -> Objective:
+        """Register ``fn`` under ``name``, set its ``objective_name`` and return it."""
         OBJECTIVES[name] = fn
         fn.objective_name = name  # type: ignore[attr-defined]
         return fn
@@ -62,6 +63,7 @@ def _plugins() -> dict[str, Any]:
 
 
 def available_objectives() -> list[str]:
+    """The sorted names of the built-in and plug-in objectives (not ``module:function``)."""
     _load_builtins()
     return sorted(set(OBJECTIVES) | set(_plugins()))
 
@@ -119,6 +121,7 @@ def per_sequence(fn: Callable[[list[int], Any], float]) -> Objective:
     """Adapt a per-sequence Python function into a batched objective (CPU, slower)."""
 
     def batched(tokens: torch.Tensor, vocab: Any) -> torch.Tensor:
+        """``fn`` of each row of ``tokens`` (B, T) as a list of ids: float32 (B,) on their device."""
         vals = [float(fn(row, vocab)) for row in tokens.tolist()]
         return torch.tensor(vals, dtype=torch.float32, device=tokens.device)
 

@@ -166,6 +166,7 @@ def make_objective(name: str, both_directions: bool | None = None, rescale: bool
         both = True
 
     def objective(tokens: torch.Tensor, vocab: Any, group_size: int | None = None) -> torch.Tensor:
+        """The share of matching intervals (B,) in [0, 1], rescaled per ``group_size`` if ``rescale``."""
         v = _fraction(tokens, vocab, semitones, both, rest_breaks)
         return minmax_rescale(v, group_size) if rescale else v
 

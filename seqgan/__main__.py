@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 def main() -> None:
+    """Run the click CLI: ``seqgan._cli.cli`` when installed, else ``seqgan.cli`` (source checkout)."""
     try:
         from seqgan._cli.cli import main as cli_main  # installed: cli.py is seqgan/_cli/cli.py
     except ModuleNotFoundError:

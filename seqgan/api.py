@@ -66,14 +66,17 @@ class Run:
 
     @property
     def path(self) -> Path:
+        """The run directory's path."""
         return self.dir.path
 
     @property
     def config(self):
+        """The run's :class:`~seqgan.runs.config.RunConfig`, as config.json holds it."""
         return self.dir.config
 
     @property
     def vocab(self):
+        """The run's :class:`~seqgan.datasets.vocab.Vocabulary`."""
         return self.dir.vocab
 
     @property
@@ -262,6 +265,8 @@ class Run:
 
 
 def check_midi_options(tempo: float, program: int) -> None:
+    """A UserError naming the option unless MIDI can store ``tempo`` (BPM) and ``program``
+    is a General MIDI program in 0..127."""
     try:
         check_tempo(tempo)
     except UserError as e:

@@ -49,6 +49,7 @@ def sample_from(g: Generator, n: int, temperature: float = 1.0, seed: int = 0) -
 
 
 def randperm(n: int, seed: int) -> torch.Tensor:
+    """A random permutation of 0..n-1, (n,) int64, from a CPU generator seeded with ``seed``."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 

@@ -49,6 +49,7 @@ DIR_MODE = 0o777 & ~_umask()
 
 # -- atomic primitives -------------------------------------------------------------------
 def fsync_dir(path: Path) -> None:
+    """``fsync`` a folder so that a rename into it survives a crash; best effort, errors are ignored."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -82,16 +83,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON (indent 2, sorted keys, a final newline) to ``path`` atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
                         metadata: dict[str, str] | None = None) -> None:
+    """Save ``tensors`` (detached, contiguous, on the CPU) and string ``metadata`` as a
+    safetensors file at ``path``, atomically."""
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
     atomic_write_bytes(path, data)
 
 
 def read_json(path: str | Path) -> Any:
+    """The parsed JSON of ``path``; a one-line UserError if it is missing, unreadable, not UTF-8
+    or not valid JSON."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -119,6 +125,8 @@ def load_tensors(path: str | Path, data: bytes | None = None) -> dict[str, torch
 
 
 def dir_identity(path: Path) -> tuple[int, int] | None:
+    """``(st_ino, st_mtime_ns)`` of ``path``, to notice a folder swapped or changed meanwhile;
+    None if it cannot be stat'ed (e.g. it is missing)."""
     try:
         st = os.stat(path)
     except OSError:

@@ -52,6 +52,7 @@ def knob(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = N
 
 
 def knob_of(f: dataclasses.Field) -> Knob | None:
+    """The :class:`Knob` of a dataclass field, or None for a field not declared with :func:`knob`."""
     return f.metadata.get("knob")
 
 
@@ -146,6 +147,8 @@ def cli_knobs(cls: type, command: str, prefix: tuple[str, ...] = ()
 
 
 def flag_of(path: tuple[str, ...], k: Knob) -> str:
+    """The knob's command-line flag without dashes: ``k.flag``, else the field's name with ``_`` as
+    ``-`` and trailing ``_`` dropped (``lambda_`` -> ``lambda``)."""
     return k.flag or path[-1].rstrip("_").replace("_", "-")
 
 

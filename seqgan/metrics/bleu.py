@@ -254,6 +254,7 @@ class _TensorTables:
 
     @classmethod
     def build(cls, refs: Sequence[tuple], max_n: int, dev: torch.device) -> "_TensorTables":
+        """Tables of the references ``refs`` (integer ids, else a UserError) for orders 1..max_n on dev."""
         if not all(isinstance(t, numbers.Integral) for r in refs for t in r):
             raise UserError("score_tensor needs references made of integer token ids")
         R = len(refs)
@@ -278,6 +279,7 @@ class _TensorTables:
         return tab
 
     def table_size(self, k: int) -> int:
+        """K_k: the number of distinct reference k-grams (distinct tokens for k = 1)."""
         return self.uni.numel() if k == 1 else self.codes[k].numel()
 
     def _codes(self, prev: torch.Tensor, d1: torch.Tensor, k: int) -> torch.Tensor:

@@ -30,6 +30,9 @@ from seqgan.errors import UserError
 
 @dataclass
 class EvalContext:
+    """What a metric may read: the samples (N, T), the vocabulary, generator and oracle, the
+    training and test sets (M, T), BLEU references and a per-evaluation cache."""
+
     samples: torch.Tensor  # (N, T) sequences being evaluated
     vocab: Any
     generator: Any = None  # scores nll-test; None for the training-data row
@@ -40,18 +43,23 @@ class EvalContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def hypotheses(self) -> list[list[str]]:
+        """The samples decoded to token lists (cut at EOS, PAD and BOS dropped), cached."""
         if "hyps" not in self.cache:
             self.cache["hyps"] = [self.vocab.decode(row) for row in self.samples.tolist()]
         return self.cache["hyps"]
 
 
 def nll_oracle(ctx: EvalContext) -> dict[str, float]:
+    """``nll-oracle``: mean per-token NLL of the samples under the oracle (SeqGAN, Yu et al.
+    2017, Table 1; lower is better); a UserError for a run without an oracle."""
     if ctx.oracle is None:
         raise UserError("nll-oracle needs a run on oracle data (seqgan pretrain --data oracle)")
     return {"nll-oracle": ctx.oracle.nll(ctx.samples.to(ctx.oracle.W.device))}
 
 
 def nll_test(ctx: EvalContext) -> dict[str, float]:
+    """``nll-test``: G's mean per-token NLL of the test set (teacher forcing); NaN for the
+    training-data row (no generator), a UserError for a run without a test set."""
     if ctx.test is None or not len(ctx.test):
         raise UserError("nll-test needs held-out data and this run has none; create the run with "
                         "`seqgan pretrain --test FILE` for text, or a test_fraction above 0 for music")
@@ -73,18 +81,23 @@ def _refs(ctx: EvalContext) -> list[list[str]]:
 
 
 def bleu(ctx: EvalContext) -> dict[str, float]:
+    """``bleu``: BLEU-2..5 (Papineni et al. 2002; Texygen's mean sentence BLEU) of the decoded
+    samples against the references, each in [0, 1]."""
     from seqgan.metrics.bleu import corpus_bleu_scores
 
     return corpus_bleu_scores(ctx.hypotheses(), _refs(ctx), ns=(2, 3, 4, 5))
 
 
 def self_bleu(ctx: EvalContext) -> dict[str, float]:
+    """``self-bleu``: self-BLEU-2..5 of the decoded samples (Zhu et al. 2018), each in [0, 1];
+    higher is less diverse."""
     from seqgan.metrics.bleu import self_bleu_scores
 
     return self_bleu_scores(ctx.hypotheses(), ns=(2, 3, 4, 5))
 
 
 def distinct(ctx: EvalContext) -> dict[str, float]:
+    """``distinct``: distinct-1..4 of the decoded samples, in [0, 1], and ``unique-%`` (0..100)."""
     from seqgan.metrics.diversity import distinct_n, percent_unique
 
     hyps = ctx.hypotheses()
@@ -94,6 +107,8 @@ def distinct(ctx: EvalContext) -> dict[str, float]:
 
 
 def music(ctx: EvalContext) -> dict[str, float]:
+    """``music``: the music metrics of the samples (ORGAN's objectives, diversity, uniqueness, ...;
+    :mod:`seqgan.metrics.music`)."""
     from seqgan.metrics.music import music_metrics
 
     return music_metrics(ctx.samples, ctx.vocab, ctx.train)
@@ -123,6 +138,8 @@ def default_metrics(kind: str, has_test: bool, has_references: bool = False) -> 
 
 
 def get_metric(name: str) -> Callable[[EvalContext], dict[str, float]]:
+    """The metric function called ``name`` (for an objective's name: its mean over the
+    samples); a UserError listing the valid names."""
     if name in METRICS:
         return METRICS[name]
     from seqgan.objectives import available_objectives, get_objective
@@ -135,6 +152,8 @@ def get_metric(name: str) -> Callable[[EvalContext], dict[str, float]]:
 
 
 def parse_metrics(spec: str) -> list[str]:
+    """The names of a comma-separated ``--metrics`` spec, each checked; a UserError for an
+    empty spec or an unknown name."""
     names = [m.strip() for m in spec.split(",") if m.strip()]
     if not names:
         raise UserError("--metrics is empty; name at least one metric")
@@ -144,6 +163,7 @@ def parse_metrics(spec: str) -> list[str]:
 
 
 def compute(names: list[str], ctx: EvalContext) -> dict[str, float]:
+    """Every named metric on ``ctx``, merged into one {column: value} dict."""
     out: dict[str, float] = {}
     for n in names:
         out.update(get_metric(n)(ctx))

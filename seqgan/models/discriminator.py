@@ -109,6 +109,8 @@ def _trunc_normal_(t: torch.Tensor, std: float) -> None:
 
 
 class Discriminator(nn.Module):
+    """SeqGAN's CNN discriminator D_φ of sequences (B, T); see the module docstring."""
+
     def __init__(self, cfg: DiscriminatorConfig, vocab_size: int, seq_len: int):
         super().__init__()
         if len(cfg.filter_sizes) != len(cfg.num_filters):
@@ -149,6 +151,7 @@ class Discriminator(nn.Module):
         starts = [0, *itertools.accumulate(self.num_filters)]
 
         def group(i: int, j: int) -> tuple[int, int, int, int]:
+            """``(row start, row end, k_min, k_max)`` in ``bank_weight`` of the banks [i, j)."""
             ks = self.filter_sizes[i:j]
             return starts[i], starts[j], min(ks), max(ks)
 

@@ -40,6 +40,8 @@ class GeneratorConfig:
 
 
 class Generator(nn.Module):
+    """SeqGAN's LSTM generator G_θ: embedding, one LSTM layer, output layer; see the module docstring."""
+
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
@@ -53,6 +55,7 @@ class Generator(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return self.out.weight.device
 
     # -- teacher forcing ---------------------------------------------------------------
@@ -84,6 +87,7 @@ class Generator(nn.Module):
 
     # -- one step at a time ------------------------------------------------------------
     def init_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero LSTM state (h, c), each (n, H), on the model's device."""
         z = torch.zeros(n, self.cfg.hidden_dim, device=self.device)
         return z, z.clone()
 

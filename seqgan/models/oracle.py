@@ -112,6 +112,7 @@ class Oracle(nn.Module):
         return cls(arrays, seq_len)
 
     def params(self) -> dict[str, torch.Tensor]:
+        """The oracle's parameters by name (embedding, W*, U*, b*, Wo, bo), as a run stores them."""
         return {k: getattr(self, k) for k in PARAM_SHAPES}
 
     # -- recurrence -------------------------------------------------------------------

@@ -80,6 +80,7 @@ def rng_tensors() -> dict[str, torch.Tensor]:
 
 
 def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    """Restore the CPU RNG state, and every GPU's when the tensors hold one per visible GPU."""
     torch.set_rng_state(tensors["torch"])
     if torch.cuda.is_available():
         states = [tensors[f"cuda{i}"] for i in range(torch.cuda.device_count()) if f"cuda{i}" in tensors]
@@ -99,6 +100,7 @@ class Checkpoints:
         self.latest_damaged = False  # load() fell back to .prev: replace, not rotate, the latest
 
     def exists(self) -> bool:
+        """Whether the latest checkpoint folder holds a ``state.json``."""
         return (self.path / CKPT / "state.json").is_file()
 
     def any(self) -> bool:

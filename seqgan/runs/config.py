@@ -73,6 +73,9 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
+    """A run's whole configuration: its preset's name and the data, generator, discriminator
+    and training configs (what config.json stores)."""
+
     preset: str = knob("seqgan-oracle", "The preset the run was made from.")
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -80,10 +83,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as nested plain dicts and lists (``dataclasses.asdict``)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """The config of :meth:`to_dict`'s form: unknown keys are a UserError and lists become
+        tuples; values are checked by :func:`validate_config`, not here."""
         return _from_dict(cls, d, "config")
 
 

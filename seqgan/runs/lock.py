@@ -69,6 +69,8 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
+        """Take the lock without waiting (re-entrant) and write the holder into the lock file; a
+        UserError naming the holder when another process has it."""
         if self.fd is not None:
             return self
         path = self.folder / LOCK_NAME
@@ -99,12 +101,14 @@ class RunLock:
         self.folder = Path(folder)
 
     def release(self) -> None:
+        """Drop the lock by closing its descriptor; a no-op when it is not held."""
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock."""
         return self.fd is not None
 
     def __enter__(self) -> "RunLock":

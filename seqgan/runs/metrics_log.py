@@ -55,6 +55,7 @@ class MetricsLog:
         return out
 
     def count(self) -> int:
+        """The number of lines in the log, damaged ones included."""
         return len(self.lines())
 
     def read(self) -> list[dict]:
@@ -77,6 +78,8 @@ class MetricsLog:
         return n - len(kept)
 
     def append(self, record: dict) -> None:
+        """Append ``record`` as one JSON line (sorted keys), all or nothing; a UserError naming the
+        run when the write fails."""
         try:
             append_line(self.path, json.dumps(record, sort_keys=True))
         except OSError as e:

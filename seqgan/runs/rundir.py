@@ -47,6 +47,7 @@ HISTORY = ("metrics.jsonl", "generator-mle.safetensors", "samples", "results.jso
 
 
 def versions() -> dict[str, str]:
+    """The versions of seqgan, torch and Python (recorded in config.json)."""
     return {"seqgan": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
@@ -93,6 +94,8 @@ class RunDir:
 
     # data ---------------------------------------------------------------------------
     def data(self) -> dict[str, torch.Tensor]:
+        """The run's token tensors {``train``[, ``test``]}, each (N, T) int64 with ids in 0..V-1;
+        read and checked once, a UserError naming the file otherwise."""
         if self._data is None:
             p = self.path / "data.safetensors"
             d = self.load_run_tensors("data.safetensors")
@@ -109,6 +112,7 @@ class RunDir:
         return self._data
 
     def oracle(self):
+        """The run's :class:`~seqgan.models.oracle.Oracle` (synthetic data), or None without one."""
         p = self.path / "oracle.safetensors"
         if not p.is_file():
             return None
@@ -131,6 +135,7 @@ class RunDir:
         self.save_config()
 
     def save_config(self) -> None:
+        """Write the current config back into config.json (its other keys kept), atomically."""
         self.meta["config"] = self.config.to_dict()
         atomic_write_json(self.path / "config.json", self.meta)
 
@@ -145,11 +150,13 @@ class RunDir:
         return self
 
     def unlock(self) -> None:
+        """Release the writer's lock if this RunDir holds it."""
         if self.writer is not None:
             self.writer.release()
             self.writer = None
 
     def has_checkpoint(self) -> bool:
+        """Whether the run has a latest checkpoint (``checkpoint/state.json``)."""
         return self.checkpoints.exists()
 
     def set_aside_history(self) -> list[str]:

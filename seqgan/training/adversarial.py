@@ -47,6 +47,7 @@ def bleu_scorer(references: torch.Tensor, vocab: Any, n: int) -> Scorer:
     eos = vocab.eos
 
     def score(tokens: torch.Tensor) -> torch.Tensor:
+        """BLEU-n (M,) float32 in [0, 1] of token rows (M, T) cut at their first EOS, on their device."""
         return ref.score_tensor(tokens, eos_lengths(tokens, eos), n).float().to(tokens.device)
 
     return score

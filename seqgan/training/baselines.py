@@ -76,6 +76,7 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
 
 
 def get_baseline(name: str) -> Baseline:
+    """The :class:`Baseline` called ``name``; a UserError listing the valid names."""
     try:
         return BASELINES[name]
     except KeyError:

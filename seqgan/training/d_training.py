@@ -29,6 +29,9 @@ from seqgan.errors import one_line
 
 
 class DiscriminatorTrainer:
+    """Adam training of D on real (1) vs generated (0) sequences: eager on the CPU, by
+    default a captured CUDA graph (optionally compiled) on GPUs; see the module docstring."""
+
     def __init__(self, model: Discriminator, lr: float = 1e-4, batch_size: int = 64,
                  cuda_graph: bool = True, compile: bool = False, log=print):
         self.model = model
@@ -98,6 +101,7 @@ class DiscriminatorTrainer:
                        for p in params if p in self.opt.state}
 
         def body():
+            """One capturable step on static batch ``_i``; sums loss and correct, then ``_i += 1``."""
             j = self._i.view(1)
             x = self._x.index_select(0, j).squeeze(0)
             y = self._y.index_select(0, j).squeeze(0)

@@ -72,6 +72,7 @@ class RunTrainer:
 
     @property
     def tc(self):
+        """The run's training config (``config.train``)."""
         return self.cfg.train
 
     @property
@@ -104,6 +105,8 @@ class RunTrainer:
         return self
 
     def save(self) -> None:
+        """Checkpoint the state (counters, weights, optimizers, G_β, RNG) with the metrics log's
+        line count."""
         self.run.checkpoints.save(dict(self.state), state_files(self.st), self.run.metrics.count())
 
     # -- evaluation -----------------------------------------------------------------------
@@ -183,6 +186,8 @@ class RunTrainer:
             self.state["phase"] = "mle"
 
     def pretrain_mle(self) -> None:
+        """MLE pretraining to ``mle_epochs`` epochs (a no-op unless the phase is ``mle``); then
+        writes generator-mle.safetensors, moves on to ``d-pretrain`` and checkpoints."""
         if self.state["phase"] != "mle":
             return
         total, every = self.tc.mle_epochs, self.tc.eval_every
@@ -198,6 +203,8 @@ class RunTrainer:
         self.save()
 
     def pretrain_discriminator(self) -> None:
+        """``d_pretrain_steps`` rounds of D pretraining (none when the baseline needs no D;
+        a no-op unless the phase is ``d-pretrain``); then moves on to ``adversarial``."""
         if self.state["phase"] != "d-pretrain":
             return
         tc = self.tc
@@ -215,6 +222,8 @@ class RunTrainer:
         self.save()
 
     def train_adversarial(self) -> None:
+        """``adv_epochs`` epochs of the run's baseline (a no-op unless the phase is
+        ``adversarial``); then the phase is ``done``."""
         if self.state["phase"] != "adversarial":
             return
         tc = self.tc

@@ -24,6 +24,8 @@ Scorer = Callable[[torch.Tensor], torch.Tensor]  # tokens (M, T) -> (M,) in [0, 
 
 
 def validate_lambda(lambda_: float) -> float:
+    """λ as a float if it is a number in [0, 1] (1 = SeqGAN, 0 = objective only), else a
+    UserError."""
     if not isinstance(lambda_, (int, float)) or math.isnan(lambda_) or not 0.0 <= lambda_ <= 1.0:
         raise UserError(f"--lambda must be in [0, 1] (1 = SeqGAN, 0 = objective only); got {lambda_}")
     return float(lambda_)
@@ -97,6 +99,7 @@ def subtract_baseline(q: torch.Tensor) -> torch.Tensor:
 
 
 def check_rewards(q: torch.Tensor) -> None:
+    """A TrainingError if any reward in ``q`` is NaN or infinite."""
     if not torch.isfinite(q).all():
         raise TrainingError("rewards contain NaN or infinite values; training stopped, the last "
                             "good checkpoint is kept")

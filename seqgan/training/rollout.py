@@ -32,6 +32,9 @@ ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 class RolloutPolicy:
+    """The rollout policy G_β (SeqGAN, Eq. 4): a no-grad deep copy of the generator that
+    completes prefixes for Monte Carlo rewards and moves towards G by :meth:`update`."""
+
     def __init__(self, generator: Generator):
         self.model = copy.deepcopy(generator)
         for p in self.model.parameters():

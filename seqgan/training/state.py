@@ -48,6 +48,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def new_counters() -> dict[str, Any]:
+    """Fresh counters: phase ``mle``, every epoch and round count 0, 0.0 seconds."""
     return {"phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_epoch": 0, "seconds": 0.0}
 
 
