@@ -6,7 +6,6 @@ failed ``pretrain`` never leaves a run directory (nor a ``.*.creating`` temp fol
 """
 from __future__ import annotations
 
-import io
 import json
 import random
 import shutil
@@ -14,33 +13,13 @@ import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import fails_cleanly, invoke, succeeds
+from bad_input_contract import _isolated  # noqa: F401 (autouse: a private music cache, memory capped)
+from bad_input_contract import abc_tune, midi_bytes, musicxml, npz, pretrain, sentences, xml_notes
+from helpers import fails_cleanly, invoke, no_run_left, succeeds
 import torch
 
 from seqgan.runs.rundir import RunDir
-
-
-# -- helpers ---------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(tmp_path_factory):
-    """One intra-op thread: tiny models run ~100x faster on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SEQGAN_CACHE_DIR", str(tmp_path_factory.mktemp("music-cache")))
-    yield
-    mp.undo()
-    torch.set_num_threads(n)
-
-
-
-
-
-def no_run_left(out: Path) -> None:
-    assert not out.exists(), f"{out} was left behind by a failed pretrain"
-    assert not list(out.parent.glob(".*.creating"))
 
 
 # -- valid files of each kind ------------------------------------------------------------
@@ -52,41 +31,15 @@ def png_bytes() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00")) + chunk(b"IEND", b""))
 
 
-def midi_bytes() -> bytes:
-    import pretty_midi
-
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(0)
-    for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 4):
-        inst.notes.append(pretty_midi.Note(velocity=80, pitch=p, start=i * 0.25, end=(i + 1) * 0.25))
-    pm.instruments.append(inst)
-    buf = io.BytesIO()
-    pm.write(buf)
-    return buf.getvalue()
-
-
 def npz_bytes() -> bytes:
     from seqgan.models.oracle import Oracle
 
-    buf = io.BytesIO()
-    np.savez(buf, **{k: v.numpy() for k, v in Oracle.random(50, 8, 8, 8, seed=1).params().items()})
-    return buf.getvalue()
+    return npz({k: v.numpy() for k, v in Oracle.random(50, 8, 8, 8, seed=1).params().items()})
 
 
-MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
-<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>Melody</part-name>
-</score-part></part-list><part id="P1">
-<measure number="1"><attributes><divisions>2</divisions><key><fifths>0</fifths></key>
-<time><beats>4</beats><beat-type>4</beat-type></time></attributes>
-""" + "".join(f"<note><pitch><step>{s}</step><octave>4</octave></pitch><duration>1</duration>"
-              f"<type>eighth</type></note>" for s in "CDEFGABC") + """</measure>
-<measure number="2">""" + "".join(f"<note><pitch><step>{s}</step><octave>4</octave></pitch>"
-                                  f"<duration>1</duration><type>eighth</type></note>"
-                                  for s in "GFEDCDEF") + "</measure></part></score-partwise>\n"
-
-ABC = "".join(f"X:{i}\nT:Chanson française {i}\nM:4/4\nL:1/8\nK:G\nGABc dcBA|GFED CDEF|G2B2 d2g2|\n\n"
-              for i in range(1, 9))
-TEXT = "".join(f"the café number {i} is open\n" for i in range(40))
+MUSICXML = musicxml(xml_notes("CDEFGABC"), xml_notes("GFEDCDEF"))
+ABC = "".join(abc_tune(x=i, title=f"Chanson française {i}") for i in range(1, 9))
+TEXT = sentences(40)
 TEXTUAL = {"txt": TEXT, "abc": ABC, "musicxml": MUSICXML}
 RANDOM = bytes(random.Random(0).randrange(256) for _ in range(3000))
 HUGE_LINE = b"la " * 350_000 + b"\n"  # one line of ~1 MB
@@ -94,7 +47,7 @@ HUGE_LINE = b"la " * 350_000 + b"\n"  # one line of ~1 MB
 
 @pytest.fixture(scope="module")
 def valid() -> dict[str, bytes]:
-    return {"txt": TEXT.encode(), "abc": ABC.encode(), "mid": midi_bytes(),
+    return {"txt": TEXT.encode(), "abc": ABC.encode(), "mid": midi_bytes(repeats=4),
             "musicxml": MUSICXML.encode(), "npz": npz_bytes()}
 
 
@@ -130,9 +83,7 @@ def test_data_file(tmp_path, valid, kind, content):
     f = tmp_path / f"data.{kind}"
     f.write_bytes(bad_contents(kind, valid)[content])
     out = tmp_path / "run"
-    spec = f"oracle:{f}" if kind == "npz" else f
-    r = invoke("pretrain", "--data", spec, "--out", out, "--preset", "quick", "--epochs", "0",
-               "--device", "cpu")
+    r = pretrain(f"oracle:{f}" if kind == "npz" else f, out)
     if (kind, content) in ACCEPTED:
         assert ACCEPTED[kind, content] in succeeds(r)
         assert (out / "checkpoint" / "state.json").is_file()
@@ -147,8 +98,7 @@ def test_valid_files_of_each_kind_are_accepted(tmp_path, valid):
     for kind, data in valid.items():
         f = tmp_path / f"ok.{kind}"
         f.write_bytes(data)
-        r = invoke("pretrain", "--data", f"oracle:{f}" if kind == "npz" else f, "--out",
-                   tmp_path / f"run-{kind}", "--preset", "quick", "--epochs", "0", "--device", "cpu")
+        r = pretrain(f"oracle:{f}" if kind == "npz" else f, tmp_path / f"run-{kind}")
         assert "training sequences" in succeeds(r)
 
 
@@ -166,8 +116,7 @@ def test_music_folder(tmp_path, valid, files, expect):
     for name, what in files.items():
         (folder / name).write_bytes(data[what])
     out = tmp_path / "run"
-    r = invoke("pretrain", "--data", folder, "--out", out, "--preset", "quick", "--epochs", "0",
-               "--device", "cpu", "--data-option", "cache=false")
+    r = pretrain(folder, out, "--data-option", "cache=false")
     if expect is None:  # the unreadable files are skipped and counted
         assert "skipped 2" in succeeds(r) and "tunes 2" in r.stderr
     else:
