@@ -133,6 +133,20 @@ def train(run_dir, device, **options):
                f"({out['seconds']:.1f} s of training in all phases){': ' + shown if shown else ''}")
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@knob_options("coevolve")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@friendly
+def coevolve(run_dir, device, **options):
+    """Coevolve a population of GANs on a torus (Mustangs) from RUN's MLE generator."""
+    from seqgan.api import open_run
+
+    out = open_run(run_dir, log=log).coevolve(device=device, **options)
+    click.echo(f"coevolved {run_dir}: {out['generation']} generations ({out['seconds']:.1f} s); best "
+               f"mixture: cell {out['best_cell']}, score {out['score']:.4f}")
+
+
 # ---------------------------------------------------------------------------------------
 @main.command()
 @click.argument("run_dir", metavar="RUN")

@@ -33,6 +33,8 @@ from seqgan.datasets import format_samples, load_corpus
 from seqgan.datasets.midi import check_tempo, export_samples, piano_roll_png
 from seqgan.datasets.text import read_sentences, tokenize
 from seqgan.errors import UserError
+from seqgan.evolve.coevolve import Coevolution, population_store
+from seqgan.evolve.grid import Torus
 from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from
 from seqgan.knobs import override
 from seqgan.metrics.registry import parse_metrics
@@ -112,6 +114,16 @@ class Run:
             if not held:
                 self.dir.unlock()
 
+    @property
+    def is_population(self) -> bool:
+        """Whether this is a coevolution run (its checkpoints hold a population)."""
+        return population_store(self.dir).any()
+
+    def _refuse_population(self) -> None:
+        if self.is_population:
+            raise UserError(f"{self.path} is a coevolution run ({self.config.evolve.grid} grid); continue "
+                            f"it with `seqgan coevolve {self.path}`, or pretrain a new run for a single pair")
+
     def _trainer(self, device: Any, allow_import: bool, callbacks: Sequence, progress: bool | None
                  ) -> RunTrainer:
         return RunTrainer(self.dir, device=device, log=self.log, progress=progress,
@@ -125,6 +137,7 @@ class Run:
         if epochs is not None:
             opts.check_options("pretrain", {"epochs": epochs})
         with self.lock():
+            self._refuse_population()
             trainer = self._trainer(device, False, callbacks, progress)
             if epochs is not None:
                 trainer.set_mle_epochs(epochs)
@@ -141,6 +154,7 @@ class Run:
         trained or saved and ``"already_trained"`` holds a message saying so."""
         resolve_device(device)
         with self.lock():
+            self._refuse_population()
             changed = self._apply_train_options(options)
             trainer = self._trainer(device, options.get("objective") is not None, callbacks, progress)
             st, tc = trainer.state, trainer.tc
@@ -157,15 +171,36 @@ class Run:
             last = self.dir.metrics.read()
             return {**trainer.state, "metrics": last[-1]["metrics"] if last else {}}
 
-    def _apply_train_options(self, options: dict[str, Any]) -> bool:
-        """Check ``seqgan train``'s options and apply them to the config in memory (saved
+    def coevolve(self, device: Any = None, callbacks: Sequence = (), progress: bool | None = None,
+                 **options: Any) -> dict[str, Any]:
+        """Coevolve a population of generator/discriminator pairs on a torus (``seqgan
+        coevolve``, :mod:`seqgan.evolve`), starting from the run's MLE generator; resumes
+        where it stopped. ``options`` are ``seqgan coevolve``'s (``grid``, ``generations``
+        (the total), ``g_loss``, ``mixture_score``, ``lambda_``, ``objective``, ...).
+        ``callbacks`` receive each cell's record per generation. Returns the generation,
+        the best cell and its mixture's score."""
+        resolve_device(device)
+        with self.lock():
+            changed = self._apply_train_options(options, "coevolve")
+            co = Coevolution(self.dir, self.config.evolve, device, self.log, progress,
+                             options.get("objective") is not None, tuple(callbacks))
+            co.resume()
+            if changed:
+                self.dir.save_config()
+            co.evolve()
+            best = co.pop.best()
+            return {"generation": co.pop.generation, "best_cell": best, "score": co.pop.cells[best].score,
+                    "seconds": co.seconds}
+
+    def _apply_train_options(self, options: dict[str, Any], command: str = "train") -> bool:
+        """Check a training command's options and apply them to the config in memory (saved
         only once training can start); whether anything changed."""
-        values = opts.check_options("train", options)
+        values = opts.check_options(command, options)
         if "baseline" in values:
             get_baseline(values["baseline"])
         cfg = self.dir.config
         before = cfg.to_dict()
-        trial = opts.apply(type(cfg).from_dict(before), "train", values)
+        trial = opts.apply(type(cfg).from_dict(before), command, values)
         tc = trial.train
         uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
         if uses_objective and not tc.objective:
@@ -177,7 +212,13 @@ class Run:
                             f"objective={tc.objective!r}), or --objective NAME for another objective")
         if uses_objective or values.get("objective") is not None:  # a typed one is checked even at λ = 1
             self._probe_objective(tc.objective, allow_import=values.get("objective") == tc.objective)
-        cfg.train, cfg.discriminator = trial.train, trial.discriminator
+        if command == "coevolve" and values.get("grid") and self.is_population \
+                and values["grid"] != cfg.evolve.grid:
+            raise UserError(f"{self.path} coevolves a {cfg.evolve.grid} grid, not {values['grid']}; "
+                            f"omit --grid to resume it, or coevolve a copy of the MLE run")
+        if command == "coevolve":
+            Torus.parse(trial.evolve.grid)  # a bad grid fails before anything starts
+        cfg.train, cfg.discriminator, cfg.evolve = trial.train, trial.discriminator, trial.evolve
         return cfg.to_dict() != before
 
     def _probe_objective(self, name: str, allow_import: bool) -> None:

@@ -10,6 +10,9 @@ from typing import Any, Callable
 import torch
 
 from seqgan.errors import UserError
+from seqgan.evolve.coevolve import population_store
+from seqgan.evolve.grid import Torus
+from seqgan.evolve.mixture import MixtureGenerator
 from seqgan.knobs import check_seed
 from seqgan.metrics.registry import EvalContext, compute, default_metrics
 from seqgan.models.generator import Generator
@@ -23,6 +26,10 @@ def load_generator(run: RunDir, which: str = "latest", device: Any = None,
     """The generator of ``run`` as MLE pretraining left it (``which="mle"``) or as its
     latest checkpoint holds it (``"latest"``), in eval mode on ``device``."""
     dev = resolve_device(device)
+    if which != "mle":
+        mixture = load_mixture(run, dev, warn)
+        if mixture is not None:
+            return mixture
     g = Generator(run.config.generator)
     if which == "mle":
         path = run.path / "generator-mle.safetensors"
@@ -37,7 +44,32 @@ def load_generator(run: RunDir, which: str = "latest", device: Any = None,
     return load_weights(g, tensors, path, "this run's generator").to(dev).eval()
 
 
-def sample_from(g: Generator, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+def load_mixture(run: RunDir, device: torch.device, warn: Callable[[str], Any] = print
+                 ) -> MixtureGenerator | None:
+    """A coevolution run's model: the mixture of its best cell (lowest score) over that
+    cell's neighbourhood, read from one and the same population checkpoint; None for a
+    run without a population."""
+    torus = Torus.parse(run.config.evolve.grid)
+
+    def best(state: dict) -> int:
+        """The cell with the lowest mixture score (a cell never scored counts as +inf)."""
+        scores = [c.get("score") for c in state["cells"]]
+        return min(range(len(scores)), key=lambda k: float("inf") if scores[k] is None else scores[k])
+
+    def members(state: dict) -> list[str]:
+        """The generator files of the best cell's neighbourhood, in mixture order."""
+        return [f"cell{j}-generator" for j in torus.neighbourhood(best(state))]
+
+    got = population_store(run).read(members, warn)
+    if got is None:
+        return None
+    state, tensors, paths = got
+    gs = [load_weights(Generator(run.config.generator), tensors[n], paths[n], "this run's generator")
+          .to(device).eval() for n in members(state)]
+    return MixtureGenerator(gs, torch.tensor(state["cells"][best(state)]["mixture"], dtype=torch.float64))
+
+
+def sample_from(g: Generator | MixtureGenerator, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
     """``n`` sequences (n, T) from a loaded generator with a seeded sampling stream."""
     if n <= 0:
         raise UserError(f"-n must be > 0; got {n}")

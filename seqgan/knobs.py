@@ -38,7 +38,7 @@ class Knob:
     hi: float | None = None
     lo_open: bool = False
     choices: tuple[str, ...] | None = None
-    command: str | None = None  # "pretrain" | "train": exposed as an option of that command
+    command: str | tuple[str, ...] | None = None  # the command(s) with this option: pretrain, train, ...
     flag: str | None = None  # the option's name without dashes [default: the field's, with -]
     fixed: bool = False  # applies only when a run is created
     negatable: bool = False  # a bool shown as --x/--no-x
@@ -141,7 +141,7 @@ def cli_knobs(cls: type, command: str, prefix: tuple[str, ...] = ()
             out += cli_knobs(hint, command, (*prefix, f.name))
             continue
         k = knob_of(f)
-        if k is not None and k.command == command:
+        if k is not None and command in ((k.command,) if isinstance(k.command, str) else k.command or ()):
             out.append(((*prefix, f.name), f, k, hint))
     return out
 

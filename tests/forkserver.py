@@ -58,6 +58,7 @@ import torch
 import seqgan.files as files
 from seqgan.cli import main
 from seqgan.runs.checkpoints import CKPT_TMP
+TMPS = (CKPT_TMP, ".population.tmp")  # a pair's and a population's checkpoint being written
 from seqgan.runs.metrics_log import MetricsLog
 from seqgan.training.d_training import DiscriminatorTrainer
 from seqgan.training.rollout import RolloutPolicy
@@ -67,7 +68,7 @@ def atomic_write_bytes(path, data):
     path = Path(path)
     if path.parent.name.endswith(".creating") and hit("create"):
         die()
-    if path.parent.name == CKPT_TMP and path.suffix == ".safetensors" and hit("tensorwrite"):
+    if path.parent.name in TMPS and path.suffix == ".safetensors" and hit("tensorwrite"):
         (path.parent / f".{path.name}.half.tmp").write_bytes(data[: len(data) // 2])
         die()
     return _write(path, data)
@@ -75,7 +76,7 @@ files.atomic_write_bytes = atomic_write_bytes
 
 _replace = os.replace
 def replace(src, dst, *a, **k):
-    if Path(src).name == CKPT_TMP and hit("swap"):  # old checkpoint already moved to .prev
+    if Path(src).name in TMPS and hit("swap"):  # old checkpoint already moved to .prev
         die()
     return _replace(src, dst, *a, **k)
 os.replace = replace

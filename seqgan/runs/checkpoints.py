@@ -91,21 +91,41 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 Files = dict[str, tuple[dict[str, torch.Tensor], "dict[str, str] | None"]]  # name: (tensors, metadata)
 
 
-class Checkpoints:
-    """The checkpoints of the run directory ``path`` (``label``: its name in messages)."""
+def check_pair_state(state: dict[str, Any], where: Path) -> None:
+    """The counters of a generator/discriminator pair's ``state.json``, checked."""
+    for key in ("mle_epoch", "d_round", "adv_epoch"):
+        v = state.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise UserError(f"{where}: {key} is {v!r}, not a count")
+    if state.get("phase") not in PHASES:
+        raise UserError(f"{where}: phase {state.get('phase')!r} is not one of {', '.join(PHASES)}")
 
-    def __init__(self, path: Path, label: str | None = None):
+
+class Checkpoints:
+    """The checkpoints of the run directory ``path`` (``label``: its name in messages).
+
+    ``folder`` names them (``checkpoint`` for the pair; ``population`` for a coevolution):
+    the latest in ``FOLDER/``, its fallback in ``FOLDER.prev/``, one being written in
+    ``.FOLDER.tmp/``. ``required`` files must be listed in every state; ``check`` validates
+    the rest of a ``state.json`` (raising a UserError naming ``where``).
+    """
+
+    def __init__(self, path: Path, label: str | None = None, folder: str = CKPT,
+                 required: tuple[str, ...] = REQUIRED,
+                 check: Callable[[dict[str, Any], Path], None] = check_pair_state):
         self.path = Path(path)
         self.label = label or str(path)
+        self.names = (folder, f"{folder}.prev", f".{folder}.tmp")
+        self.required, self.check = required, check
         self.latest_damaged = False  # load() fell back to .prev: replace, not rotate, the latest
 
     def exists(self) -> bool:
         """Whether the latest checkpoint folder holds a ``state.json``."""
-        return (self.path / CKPT / "state.json").is_file()
+        return (self.path / self.names[0] / "state.json").is_file()
 
     def any(self) -> bool:
         """A checkpoint or its fallback is there (even a damaged one)."""
-        return (self.path / CKPT).exists() or (self.path / CKPT_PREV).exists()
+        return (self.path / self.names[0]).exists() or (self.path / self.names[1]).exists()
 
     def recover(self) -> None:
         """Undo what a kill left half done; only the process about to write the run calls it.
@@ -114,7 +134,7 @@ class Checkpoints:
         writes, and puts the previous checkpoint back if a kill came between the two
         renames of a checkpoint swap.
         """
-        ck, prev, tmp = (self.path / n for n in (CKPT, CKPT_PREV, CKPT_TMP))
+        ck, prev, tmp = (self.path / n for n in self.names)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         for stale in self.path.glob(".*.tmp"):
@@ -130,12 +150,12 @@ class Checkpoints:
         On an ``OSError`` (a full disk) the temporary folder is removed, the previous
         checkpoint stays in place, and a :class:`UserError` names the run and the error.
         """
-        tmp = self.path / CKPT_TMP
+        tmp = self.path / self.names[2]
         try:
             self._write(tmp, state, files, metrics_lines)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            ck, prev = self.path / CKPT, self.path / CKPT_PREV
+            ck, prev = self.path / self.names[0], self.path / self.names[1]
             if not ck.exists() and prev.exists():
                 try:
                     os.replace(prev, ck)
@@ -155,7 +175,7 @@ class Checkpoints:
             digests[f"{name}.safetensors"] = sha256(tmp / f"{name}.safetensors")
         atomic_write_json(tmp / "state.json", dict(state, files=digests, metrics_lines=metrics_lines))
         fsync_dir(tmp)
-        ck, prev = self.path / CKPT, self.path / CKPT_PREV
+        ck, prev = self.path / self.names[0], self.path / self.names[1]
         if ck.exists() and self.latest_damaged:
             shutil.rmtree(ck)  # training resumed from .prev: keep that as the fallback
         elif ck.exists():
@@ -170,16 +190,14 @@ class Checkpoints:
         where = folder / "state.json"
         if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
             raise UserError(f"{where}: not a checkpoint state")
-        for key in ("mle_epoch", "d_round", "adv_epoch", "metrics_lines"):
-            v = state.get(key, 0)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise UserError(f"{where}: {key} is {v!r}, not a count")
-        if state.get("phase") not in PHASES:
-            raise UserError(f"{where}: phase {state.get('phase')!r} is not one of {', '.join(PHASES)}")
+        v = state.get("metrics_lines", 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise UserError(f"{where}: metrics_lines is {v!r}, not a count")
+        self.check(state, where)
         sec = state.get("seconds", 0.0)
         if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not 0 <= sec < float("inf"):
             raise UserError(f"{where}: seconds is {sec!r}, not a duration")
-        for name in REQUIRED:
+        for name in self.required:
             if f"{name}.safetensors" not in state["files"]:
                 raise UserError(f"{where}: lists no {name}.safetensors")
         paths = {}
@@ -200,7 +218,7 @@ class Checkpoints:
         A corrupt latest checkpoint is reported (one line naming the file) and the
         previous one is used when it is intact. Safe while a writer swaps checkpoints.
         """
-        ck, prev = self.path / CKPT, self.path / CKPT_PREV
+        ck, prev = self.path / self.names[0], self.path / self.names[1]
         for _ in range(3):
             ident = dir_identity(ck)
             if ident is None:
@@ -233,20 +251,33 @@ class Checkpoints:
 
     def read_tensors(self, name: str, warn: Callable[[str], Any] = print
                      ) -> tuple[dict[str, torch.Tensor], Path] | None:
-        """One checkpoint file's tensors, safe while a trainer swaps checkpoints: the bytes
-        checked against state.json are the bytes loaded, and a swap in between is retried."""
+        """One checkpoint file's tensors and path (see :meth:`read`), or None."""
+        got = self.read(lambda state: [name], warn)
+        return None if got is None else (got[1][name], got[2][name])
+
+    def read(self, names: Callable[[dict[str, Any]], list[str]], warn: Callable[[str], Any] = print
+             ) -> tuple[dict, dict[str, dict[str, torch.Tensor]], dict[str, Path]] | None:
+        """``(state, {name: tensors}, {name: path})`` of the files ``names(state)`` of one
+        and the same checkpoint, or None if there is none. Safe while a trainer swaps
+        checkpoints: the bytes checked against state.json are the bytes loaded, and a swap
+        in between is retried."""
         for _ in range(5):
             ck = self.load(warn=warn)
             if ck is None:
                 return None
             state, paths = ck
-            if name not in paths:
-                raise UserError(f"{self.path / CKPT}: holds no {name}.safetensors")
-            try:
-                data = paths[name].read_bytes()
-            except OSError:
-                continue  # swapped away after it was checked
-            if hashlib.sha256(data).hexdigest() == state["files"][f"{name}.safetensors"]:
-                return load_tensors(paths[name], data), paths[name]
-        raise UserError(f"{self.path / CKPT}: changed on every attempt to read it; is another "
+            tensors, where = {}, {}
+            for name in names(state):
+                if name not in paths:
+                    raise UserError(f"{self.path / self.names[0]}: holds no {name}.safetensors")
+                try:
+                    data = paths[name].read_bytes()
+                except OSError:
+                    break  # swapped away after it was checked
+                if hashlib.sha256(data).hexdigest() != state["files"][f"{name}.safetensors"]:
+                    break
+                tensors[name], where[name] = load_tensors(paths[name], data), paths[name]
+            else:
+                return state, tensors, where
+        raise UserError(f"{self.path / self.names[0]}: changed on every attempt to read it; is another "
                         f"process training this run?")

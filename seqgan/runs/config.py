@@ -19,6 +19,7 @@ from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, MAX_SEED, check, knob
 from seqgan.models.discriminator import DiscriminatorConfig
 from seqgan.models.generator import GeneratorConfig
+from seqgan.runs.evolve_config import G_LOSS_NAMES, EvolveConfig
 
 LR = {"lo": 0.0, "lo_open": True, "hi": MAX_LR}  # a learning rate: (0, 10]
 
@@ -42,28 +43,31 @@ class TrainConfig:
     # adversarial training (SeqGAN Algorithm 1)
     adv_epochs: int = knob(200, "Adversarial epochs in total.", lo=0, command="train", flag="epochs")
     adv_lr: float = knob(0.01, "Generator learning rate in adversarial training.", **LR)
-    g_steps: int = knob(1, "Generator steps per epoch.", lo=1, command="train")
-    d_steps: int = knob(5, "Discriminator rounds per epoch.", lo=0, command="train")
+    g_steps: int = knob(1, "Generator steps per epoch.", lo=1, command=("train", "coevolve"))
+    d_steps: int = knob(5, "Discriminator rounds per epoch.", lo=0, command=("train", "coevolve"))
     d_samples: int | None = knob(None, "Positives per discriminator round (a random subset) "
-                                 "[all, as SeqGAN].", lo=1, command="train")
-    k_epochs: int = knob(3, "Epochs per discriminator round.", lo=1, command="train")
-    rollout_num: int = knob(16, "Monte Carlo rollouts N.", lo=1, command="train")
+                                 "[all, as SeqGAN].", lo=1, command=("train", "coevolve"))
+    k_epochs: int = knob(3, "Epochs per discriminator round.", lo=1, command=("train", "coevolve"))
+    rollout_num: int = knob(16, "Monte Carlo rollouts N.", lo=1, command=("train", "coevolve"))
     update_rate: float = knob(0.8, "Rollout policy delay ρ; 0 = what SeqGAN's code actually did.",
-                              lo=0.0, hi=1.0, command="train")
+                              lo=0.0, hi=1.0, command=("train", "coevolve"))
     adv_eval_every: int = knob(5, "Evaluate every K adversarial epochs.", lo=1, command="train",
                                flag="eval-every")
     checkpoint_every: int = knob(1, "Checkpoint every K adversarial epochs / D rounds.", lo=1,
                                  command="train")
     # reward R(Y) = λ·D(Y) + (1-λ)·O(Y)·w(Y)
     lambda_: float = knob(1.0, "Reward weight λ in [0, 1]: 1 = SeqGAN, 0 = objective only.",
-                          lo=0.0, hi=1.0, command="train", flag="lambda")
+                          lo=0.0, hi=1.0, command=("train", "coevolve"), flag="lambda")
     objective: str | None = knob(None, "ORGAN objective: tonality, melodicity, ratio_of_steps, a "
-                                 "plug-in name or module:function.", command="train")
+                                 "plug-in name or module:function.", command=("train", "coevolve"))
     duplicate_penalty: bool = knob(False, "ORGAN's penalty on repeated sequences in the objective.",
-                                   command="train", negatable=True)
+                                   command=("train", "coevolve"), negatable=True)
     reward_baseline: bool = knob(False, "Subtract the batch-mean reward (variance reduction).",
                                  command="train", negatable=True)
     rollout_chunk: int = knob(32_768, "Completions scored at once (bounds memory).", lo=1)
+    g_loss: str = knob("seqgan", "Generator loss as reward of D's verdict d: seqgan (d), heuristic "
+                       "(log d), bce (-log(1-d)), mse (-(d-1)^2), or random (one drawn per step).",
+                       choices=G_LOSS_NAMES, command="train")
     baseline: str = knob("seqgan", "Generator training: seqgan (adversarial), mle, ss (scheduled "
                          "sampling) or pg-bleu.", command="train")
     ss_max_prob: float = knob(0.25, "Scheduled sampling: final probability of feeding a sample.",
@@ -81,6 +85,7 @@ class RunConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evolve: EvolveConfig = field(default_factory=EvolveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as nested plain dicts and lists (``dataclasses.asdict``)."""
@@ -94,7 +99,7 @@ class RunConfig:
 
 
 _NESTED = {"data": DataConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig,
-           "train": TrainConfig}
+           "train": TrainConfig, "evolve": EvolveConfig}
 
 
 def _from_dict(cls: type, d: Any, where: str) -> Any:

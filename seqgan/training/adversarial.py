@@ -19,6 +19,7 @@ import torch
 from seqgan.errors import UserError
 from seqgan.metrics.bleu import BleuReference, eos_lengths
 from seqgan.objectives import get_objective
+from seqgan.training.g_losses import draw, get_g_loss
 from seqgan.training.rewards import RewardFn, check_rewards, subtract_baseline
 from seqgan.training.state import TrainingState
 
@@ -72,9 +73,18 @@ def pg_step(st: TrainingState, reward_fn: RewardFn) -> torch.Tensor:
     return mean_reward
 
 
-def policy_gradient_epoch(st: TrainingState, reward_fn: RewardFn) -> dict[str, float]:
-    """``g_steps`` REINFORCE steps, then the rollout policy's update; the mean reward."""
+def policy_gradient_epoch(st: TrainingState, reward_fn: RewardFn, g_loss: str = "seqgan"
+                          ) -> dict[str, float]:
+    """``g_steps`` REINFORCE steps, then the rollout policy's update; the mean reward.
+
+    ``g_loss`` names the reward transform of the discriminator's verdict
+    (:mod:`seqgan.training.g_losses`); ``random`` draws one per step from the global
+    stream (so a resumed run draws the same)."""
     tc = st.cfg.train
-    rewards = [pg_step(st, reward_fn) for _ in range(tc.g_steps)]
+    rewards = []
+    for _ in range(tc.g_steps):
+        name = draw(g_loss)
+        reward_fn.transform = None if name == "seqgan" else get_g_loss(name)
+        rewards.append(pg_step(st, reward_fn))
     st.rollout.update(st.G, tc.update_rate)
     return {"reward": float(torch.stack(rewards).mean())}

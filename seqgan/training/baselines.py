@@ -54,7 +54,7 @@ def _pg_bleu_reward(st: TrainingState, data: torch.Tensor, vocab: Any, allow_imp
 
 def _seqgan_epoch(st: TrainingState, data: torch.Tensor, reward_fn: RewardFn | None) -> dict[str, float]:
     tc = st.cfg.train
-    out = policy_gradient_epoch(st, reward_fn)
+    out = policy_gradient_epoch(st, reward_fn, tc.g_loss)
     if st.D is not None:
         for _ in range(tc.d_steps):
             out.update(d_round(st.G, st.d_trainer, data, tc.k_epochs, tc.d_samples))

@@ -63,6 +63,7 @@ class RewardFn:
             raise UserError("λ < 1 needs an objective (--objective NAME)")
         self.scorer, self.objective, self.name = scorer, objective, objective_name
         self.vocab, self.duplicate_penalty = vocab, duplicate_penalty
+        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # f of a generator loss
 
     def objective_values(self, tokens: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
         """O (M,) validated; a batch-relative objective (``batch_relative = True``, e.g. ORGAN's
@@ -84,7 +85,8 @@ class RewardFn:
     def __call__(self, tokens: torch.Tensor, group_size: int) -> torch.Tensor:
         r = torch.zeros(tokens.shape[0], device=tokens.device)
         if self.lambda_ > 0:
-            r = r + self.lambda_ * self.scorer(tokens).float()
+            d = self.scorer(tokens).float()
+            r = r + self.lambda_ * (d if self.transform is None else self.transform(d))
         if self.lambda_ < 1:
             o = self.objective_values(tokens, group_size)
             if self.duplicate_penalty:
