@@ -122,3 +122,15 @@ def test_the_cli_is_a_thin_shell():
     allowed = {"seqgan.api", "seqgan.errors", "seqgan.files", "seqgan.knobs", "seqgan.runs.config",
                "seqgan.runs.options", "seqgan.objectives"}
     assert GRAPH["seqgan.cli"] <= allowed, sorted(GRAPH["seqgan.cli"] - allowed)
+
+
+def test_public_definitions_have_docstrings():
+    """Every public function, method and class (nested helpers too) has a docstring."""
+    missing = []
+    for name, path in sorted(MODULES.items()):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    and not node.name.startswith("_") and not ast.get_docstring(node)):
+                missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not missing, f"{len(missing)} public definitions lack a docstring:\n" + "\n".join(missing)
