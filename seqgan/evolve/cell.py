@@ -35,10 +35,9 @@ from seqgan.evolve.operators import cell_seed, mutate_lr, tournament
 from seqgan.models.discriminator import Discriminator
 from seqgan.models.generator import Generator
 from seqgan.runs.config import RunConfig
-from seqgan.training.adversarial import pg_step
+from seqgan.training.adversarial import discriminator_reward, pg_step
 from seqgan.training.d_training import d_round
 from seqgan.training.g_losses import draw, get_g_loss
-from seqgan.training.rewards import RewardFn
 from seqgan.training.rollout import RolloutPolicy
 from seqgan.training.state import TrainingState
 
@@ -146,9 +145,8 @@ def update_cell(cell: Cell, snaps: list[tuple[Weights, Weights]], data: torch.Te
     for _ in range(tc.g_steps):
         opp = ds[int(torch.randint(len(ds), (1,), generator=rng))]
         name = draw(ecfg.g_loss, rng)
-        f = get_g_loss(name)
-        reward_fn = RewardFn(lambda toks, d=opp, f=f: f(d.prob_real(toks, chunk=tc.rollout_chunk)),
-                             tc.lambda_, objective, tc.objective or "", vocab, tc.duplicate_penalty)
+        reward_fn = discriminator_reward(opp, tc, objective, vocab)
+        reward_fn.transform = None if name == "seqgan" else get_g_loss(name)
         rewards.append(float(pg_step(st, reward_fn)))
         losses.append(name)
     st.rollout.update(st.G, tc.update_rate)

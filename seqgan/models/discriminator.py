@@ -62,6 +62,11 @@ class DiscriminatorConfig:
                      "CPUs), fused (one matmul), grouped (a few matmuls, fewer FLOPs), conv "
                      "(Conv1d per bank). Same weights and results either way.",
                      choices=DISCRIMINATOR_IMPLS, command="train", flag="d-impl")
+    loss: str = knob("bce", "Discriminator loss: bce (SeqGAN's classifier) or wgan (a Wasserstein "
+                     "critic, score = logit_real - logit_fake, weights clipped to [-clip, clip], reward "
+                     "= the critic's score min-max rescaled per batch).", choices=("bce", "wgan"),
+                     command=("train", "coevolve"), flag="d-loss")
+    clip: float = knob(0.01, "WGAN: the critic's weight clip c.", lo=0.0, lo_open=True)
     cuda_graph: bool = knob(True, "Capture the whole training step in a CUDA graph on GPUs.")
     compile: bool = knob(False, "On GPUs, torch.compile D's training step before capturing it "
                          "(one-time compile of about a minute).", command="train",
@@ -232,7 +237,11 @@ class Discriminator(nn.Module):
 
     @torch.no_grad()
     def prob_real(self, tokens: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
-        """D(Y): probability that each sequence is real, (B,), in eval mode, in chunks."""
+        """D(Y): probability that each sequence is real, (B,), in eval mode, in chunks: the
+        softmax of the two logits (for a WGAN critic σ(s(Y)), only a monotone view of its
+        score, as fitness needs)."""
+        if self.cfg.loss == "wgan":
+            return torch.sigmoid(self.critic(tokens, chunk))
         was_training = self.training
         self.eval()
         try:
@@ -241,10 +250,31 @@ class Discriminator(nn.Module):
         finally:
             self.train(was_training)
 
+    @torch.no_grad()
+    def critic(self, tokens: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
+        """The score s(Y) = logit_real - logit_fake, (B,), in eval mode, in chunks."""
+        was_training = self.training
+        self.eval()
+        try:
+            outs = []
+            for s in range(0, tokens.shape[0], chunk):
+                logits = self.forward(tokens[s:s + chunk]).float()
+                outs.append(logits[:, 1] - logits[:, 0])
+            return torch.cat(outs)
+        finally:
+            self.train(was_training)
+
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
              keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, logits): weighted mean cross entropy + L2 on the output layer."""
+        """(loss, logits): weighted mean cross entropy + L2 on the output layer; for a WGAN
+        critic (``loss="wgan"``) the weighted mean of -(2y - 1)·s(Y), which is
+        (mean s(fake) - mean s(real)) / 2 on a balanced batch (Arjovsky et al. 2017)."""
         logits = self.forward(tokens, keep)
+        if self.cfg.loss == "wgan":
+            sign = labels.float() * 2 - 1
+            s = (logits[:, 1] - logits[:, 0]).float()
+            w = torch.ones_like(s) if weights is None else weights
+            return -(sign * s * w).sum() / w.sum().clamp_min(1), logits
         ce = F.cross_entropy(logits, labels, reduction="none")  # (B,)
         ce = ce.mean() if weights is None else (ce * weights).sum() / weights.sum().clamp_min(1)
         l2 = 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())

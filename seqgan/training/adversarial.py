@@ -36,10 +36,20 @@ def objective_for(tc: Any, allow_import: bool = False):
     return get_objective(tc.objective, allow_import=allow_import)
 
 
-def discriminator_scorer(st: TrainingState) -> Scorer:
-    """S(Y) = D's probability that Y is real, scored in chunks of ``rollout_chunk``."""
-    chunk = st.cfg.train.rollout_chunk
-    return lambda tokens: st.D.prob_real(tokens, chunk=chunk)
+def discriminator_scorer(D: Any, chunk: int) -> Scorer:
+    """S(Y) = D's probability that Y is real (a WGAN critic: its raw score, which the reward
+    rescales per batch), scored in chunks of ``chunk``."""
+    if D.cfg.loss == "wgan":
+        return lambda tokens: D.critic(tokens, chunk=chunk)
+    return lambda tokens: D.prob_real(tokens, chunk=chunk)
+
+
+def discriminator_reward(D: Any, tc: Any, objective: Any, vocab: Any) -> RewardFn:
+    """R = λ·S(Y) + (1-λ)·O(Y)·w(Y) with S from ``D`` (see :func:`discriminator_scorer`)."""
+    scorer = discriminator_scorer(D, tc.rollout_chunk) if tc.lambda_ > 0 else None
+    fn = RewardFn(scorer, tc.lambda_, objective, tc.objective or "", vocab, tc.duplicate_penalty)
+    fn.rescale = D is not None and D.cfg.loss == "wgan"
+    return fn
 
 
 def bleu_scorer(references: torch.Tensor, vocab: Any, n: int) -> Scorer:

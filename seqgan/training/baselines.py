@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from seqgan.errors import UserError
-from seqgan.training.adversarial import bleu_scorer, discriminator_scorer, objective_for, \
+from seqgan.training.adversarial import bleu_scorer, discriminator_reward, objective_for, \
     policy_gradient_epoch
 from seqgan.training.d_training import d_round
 from seqgan.training.mle import mle_epoch
@@ -40,10 +40,7 @@ class Baseline:
 
 
 def _seqgan_reward(st: TrainingState, data: torch.Tensor, vocab: Any, allow_import: bool) -> RewardFn:
-    tc = st.cfg.train
-    scorer = discriminator_scorer(st) if tc.lambda_ > 0 else None
-    return RewardFn(scorer, tc.lambda_, objective_for(tc, allow_import), tc.objective or "", vocab,
-                    tc.duplicate_penalty)
+    return discriminator_reward(st.D, st.cfg.train, objective_for(st.cfg.train, allow_import), vocab)
 
 
 def _pg_bleu_reward(st: TrainingState, data: torch.Tensor, vocab: Any, allow_import: bool) -> RewardFn:

@@ -61,6 +61,10 @@ class DiscriminatorTrainer:
         loss, correct = self._forward(x, y, w, self.model.dropout_mask(len(x)))
         loss.backward()
         self.opt.step()
+        if self.model.cfg.loss == "wgan":  # a Wasserstein critic: clip every weight
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.clamp_(-self.model.cfg.clip, self.model.cfg.clip)
         return loss.detach(), correct
 
     def _epoch_buffers(self, data: torch.Tensor, labels: torch.Tensor):

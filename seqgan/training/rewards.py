@@ -64,6 +64,7 @@ class RewardFn:
         self.scorer, self.objective, self.name = scorer, objective, objective_name
         self.vocab, self.duplicate_penalty = vocab, duplicate_penalty
         self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # f of a generator loss
+        self.rescale = False  # a WGAN critic: min-max rescale its scores per group of rows
 
     def objective_values(self, tokens: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
         """O (M,) validated; a batch-relative objective (``batch_relative = True``, e.g. ORGAN's
@@ -86,6 +87,8 @@ class RewardFn:
         r = torch.zeros(tokens.shape[0], device=tokens.device)
         if self.lambda_ > 0:
             d = self.scorer(tokens).float()
+            if self.rescale:
+                d = rescale_groups(d, group_size)
             r = r + self.lambda_ * (d if self.transform is None else self.transform(d))
         if self.lambda_ < 1:
             o = self.objective_values(tokens, group_size)
@@ -93,6 +96,15 @@ class RewardFn:
                 o = o * duplicate_weights(tokens, group_size)
             r = r + (1.0 - self.lambda_) * o
         return r
+
+
+def rescale_groups(d: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Scores (M,) min-max rescaled to [0, 1] within consecutive groups of ``group_size``
+    rows (one generator batch each); a group of equal scores becomes 0.5."""
+    g = d.view(-1, group_size)
+    lo, hi = g.min(1, keepdim=True).values, g.max(1, keepdim=True).values
+    span = hi - lo
+    return torch.where(span > 0, (g - lo) / span.clamp_min(1e-12), torch.full_like(g, 0.5)).view(-1)
 
 
 def subtract_baseline(q: torch.Tensor) -> torch.Tensor:
