@@ -136,15 +136,21 @@ def train(run_dir, device, **options):
 @main.command()
 @click.argument("run_dir", metavar="RUN")
 @knob_options("coevolve")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes on this machine, each owning a block of cells (under torchrun: the "
+                   "launcher's processes).")
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds a worker waits for the others before the job stops.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
-def coevolve(run_dir, device, **options):
+def coevolve(run_dir, workers, timeout, device, **options):
     """Coevolve a population of GANs on a torus (Mustangs) from RUN's MLE generator."""
     from seqgan.api import open_run
 
-    out = open_run(run_dir, log=log).coevolve(device=device, **options)
-    click.echo(f"coevolved {run_dir}: {out['generation']} generations ({out['seconds']:.1f} s); best "
-               f"mixture: cell {out['best_cell']}, score {out['score']:.4f}")
+    out = open_run(run_dir, log=log).coevolve(device=device, workers=workers, timeout=timeout, **options)
+    if out is not None:  # (under torchrun, only rank 0 reports)
+        click.echo(f"coevolved {run_dir}: {out['generation']} generations ({out['seconds']:.1f} s); "
+                   f"best mixture: cell {out['best_cell']}, score {out['score']:.4f}")
 
 
 # ---------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_update_order_does_not_change_the_population():
             pop.step(order)
         pops.append(pop)
     a, b = pops
-    for ca, cb in zip(a.cells, b.cells):
+    for ca, cb in zip(a.cells.values(), b.cells.values()):
         for (ka, va), (kb, vb) in zip(ca.st.G.state_dict().items(), cb.st.G.state_dict().items()):
             assert ka == kb and torch.equal(va, vb)
         for va, vb in zip(ca.st.D.state_dict().values(), cb.st.D.state_dict().values()):

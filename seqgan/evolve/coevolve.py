@@ -57,14 +57,40 @@ def heldout_of(data: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     return test[:n]
 
 
+class LocalGroup:
+    """The group of a job of one process: every collective is the identity."""
+
+    rank, world = 0, 1
+
+    def barrier(self) -> None:
+        """Nothing to wait for."""
+
+    def gather(self, obj: Any) -> list[Any]:
+        """[obj]: the only rank's."""
+        return [obj]
+
+    def broadcast(self, obj: Any = None) -> Any:
+        """obj itself."""
+        return obj
+
+
 class Coevolution:
-    """Coevolve the run ``run`` (opened for writing) with ``ecfg`` on ``device``."""
+    """Coevolve the run ``run`` (opened for writing) with ``ecfg`` on ``device``.
+
+    In a job of several processes (``group``: see :mod:`seqgan.distributed.group`) each
+    rank owns the cells ``owned`` and gets its neighbours' weights through ``exchange``;
+    rank 0 alone writes the metrics log and the checkpoint's manifest, every rank writes
+    its own cells' files into the checkpoint being written, and a failure anywhere (a
+    full disk, NaN weights) stops every rank with the same one-line error.
+    """
 
     def __init__(self, run: RunDir, ecfg: EvolveConfig, device: Any = None,
                  log: Callable[[str], Any] = print, progress: bool | None = None,
-                 allow_import: bool = False, callbacks: tuple = ()):
+                 allow_import: bool = False, callbacks: tuple = (), group: Any = None,
+                 owned: list[int] | None = None, exchange: Any = None):
         self.run, self.ecfg, self.log, self.progress = run, ecfg, log, progress
         self.callbacks = tuple(callbacks)
+        self.group = group or LocalGroup()
         self.dev = resolve_device(device)
         cfg = run.config
         data = run.data()
@@ -75,13 +101,24 @@ class Coevolution:
         self.pop = Population(cfg, ecfg, self.dev, cfg.train.seed, data["train"].to(self.dev),
                               heldout_of(data, ecfg.heldout).to(self.dev),
                               oracle.to(self.dev) if oracle is not None else None, run.vocab,
-                              objective_for(cfg.train, allow_import))
+                              objective_for(cfg.train, allow_import), owned, exchange)
         self.seconds = 0.0
+        self.states: list[dict] = []  # rank 0: every cell's state.json entry, as last saved
+
+    def _all(self, error: str | None) -> None:
+        """A collective check: if any rank failed, every rank raises rank 0's word for it."""
+        errors = self.group.gather(error)
+        word = next((e for e in errors if e), None) if errors is not None else None
+        word = self.group.broadcast(word)
+        if word:
+            raise UserError(word)
 
     def resume(self) -> "Coevolution":
         """Restore the last generation's population, or create the population."""
-        self.store.recover()
-        ck = self.store.load(warn=self.log)
+        if self.group.rank == 0:
+            self.store.recover()
+        self.group.barrier()
+        ck = self.store.load(warn=self.log if self.group.rank == 0 else (lambda m: None))
         if ck is not None:
             state, paths = ck
             if state["grid"] != str(self.pop.torus):
@@ -89,7 +126,10 @@ class Coevolution:
                                 f"omit --grid to resume it")
             self.pop.restore(state, paths)
             self.seconds = float(state.get("seconds", 0.0))
-            self.run.metrics.truncate(int(state.get("metrics_lines", 0)))
+            self.states = list(state["cells"])
+            if self.group.rank == 0:
+                self.run.metrics.truncate(int(state.get("metrics_lines", 0)))
+            self.group.barrier()
             return self
         g_init = None
         if not self.ecfg.from_scratch:
@@ -102,28 +142,72 @@ class Coevolution:
         return self
 
     def save(self) -> None:
-        """Checkpoint the population (and the seconds spent) in RUN/population."""
-        state = {**self.pop.state(), "seconds": self.seconds}
-        self.store.save(state, self.pop.files(), self.run.metrics.count())
+        """Checkpoint the population (and the seconds spent) in RUN/population: rank 0
+        begins it, every rank writes its cells' files, rank 0 commits the manifest."""
+        g, error, digests = self.group, None, {}
+        if g.rank == 0:
+            try:
+                self.store.begin()
+            except UserError as e:
+                error = str(e)
+        self._all(error)
+        try:
+            digests = self.store.write_files(self.pop.files())
+        except UserError as e:
+            error = str(e)
+        got = g.gather((error, digests, {k: self.pop.cell_state(c) for k, c in self.pop.cells.items()}))
+        if g.rank == 0:
+            error = next((e for e, _, _ in got if e), None)
+            if error is None:
+                files = {name: d for _, ds, _ in got for name, d in ds.items()}
+                cells = {k: c for _, _, cs in got for k, c in cs.items()}
+                self.states = [cells[k] for k in range(self.pop.torus.size)]
+                state = {"generation": self.pop.generation, "grid": str(self.pop.torus), "cells": self.states,
+                         "seconds": self.seconds}
+                try:
+                    self.store.commit(state, files, self.run.metrics.count())
+                except UserError as e:
+                    error = str(e)
+            else:
+                self.store.abort()
+        self._all(error if g.rank == 0 else None)
+
+    def best(self) -> tuple[int, float]:
+        """(cell, score) of the best mixture, from the last saved states (rank 0)."""
+        scores = [float("inf") if c["score"] is None else c["score"] for c in self.states]
+        k = min(range(len(scores)), key=scores.__getitem__)
+        return k, scores[k]
 
     def evolve(self) -> None:
         """Generations until ``ecfg.generations``, each checkpointed."""
-        pop, total = self.pop, self.ecfg.generations
-        disable = None if self.progress is None else not self.progress
+        pop, total, g = self.pop, self.ecfg.generations, self.group
+        disable = (None if self.progress is None else not self.progress) if g.rank == 0 else True
         with tqdm(total=total, initial=pop.generation, desc=f"coevolve {pop.torus}", disable=disable,
                   leave=False, dynamic_ncols=True) as bar:
             while pop.generation < total:
                 t0 = time.perf_counter()
-                records = pop.step()
-                for c in pop.cells:
-                    c.st.check_finite()
+                error = None
+                try:
+                    records = pop.step()
+                    for c in pop.cells.values():
+                        c.st.check_finite()
+                except UserError as e:
+                    error, records = str(e), []
+                self._all(error)
                 self.seconds += time.perf_counter() - t0
-                for rec in records:
-                    rec["seconds"] = round(self.seconds, 3)
-                    self.run.metrics.append(rec)
-                    for cb in self.callbacks:
-                        cb(rec)
-                best = pop.cells[pop.best()]
-                bar.set_postfix(best=f"{best.score:.4f}", cell=best.index)
-                bar.update(1)
+                got = g.gather(records)
+                if g.rank == 0:
+                    try:
+                        for rec in sorted((r for rs in got for r in rs), key=lambda r: r["cell"]):
+                            rec["seconds"] = round(self.seconds, 3)
+                            self.run.metrics.append(rec)
+                            for cb in self.callbacks:
+                                cb(rec)
+                    except UserError as e:
+                        error = str(e)
+                self._all(error)
                 self.save()
+                if g.rank == 0:
+                    k, score = self.best()
+                    bar.set_postfix(best=f"{score:.4f}", cell=k)
+                    bar.update(1)

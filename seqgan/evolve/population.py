@@ -21,7 +21,7 @@ its learning rates, mixture weights and score.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -35,9 +35,30 @@ from seqgan.runs.evolve_config import EvolveConfig
 from seqgan.training.d_training import d_round
 from seqgan.training.persist import load_weights
 from seqgan.files import load_tensors
+from seqgan.models.generator import Generator
 
 ORACLE_SAMPLES = 256
 CELL_FILES = ("generator", "discriminator", "rollout", "optim-g", "optim-d")
+# exchange(own: {cell: flat tensor}) -> {cell: flat tensor} for own cells and their neighbours
+Exchange = Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]]
+
+
+def flatten(sds: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """State dicts as one flat float32 tensor (what travels between processes)."""
+    return torch.cat([v.detach().reshape(-1).float().cpu() for sd in sds for v in sd.values()])
+
+
+def unflatten(flat: torch.Tensor, templates: Sequence[dict[str, torch.Tensor]], device: Any
+              ) -> list[dict[str, torch.Tensor]]:
+    """The inverse of :func:`flatten`, shaped like ``templates``."""
+    out, i = [], 0
+    for sd in templates:
+        d = {}
+        for k, v in sd.items():
+            d[k] = flat[i:i + v.numel()].view(v.shape).to(device=device, dtype=v.dtype)
+            i += v.numel()
+        out.append(d)
+    return out
 
 
 def evolve_mixture(cell: Cell, members: Sequence[Any], score_fn, seed: int, generation: int,
@@ -56,55 +77,70 @@ class Population:
 
     def __init__(self, cfg: RunConfig, ecfg: EvolveConfig, device: torch.device, seed: int,
                  data: torch.Tensor, heldout: torch.Tensor, oracle: Any = None, vocab: Any = None,
-                 objective: Any = None):
+                 objective: Any = None, owned: Sequence[int] | None = None,
+                 exchange: Exchange | None = None):
         self.cfg, self.ecfg, self.device, self.seed = cfg, ecfg, device, seed
         self.torus = Torus.parse(ecfg.grid)
         self.neighbours = self.torus.neighbourhoods()
         self.data, self.heldout, self.oracle = data, heldout, oracle
         self.vocab, self.objective = vocab, objective
-        self.cells: list[Cell] = []
+        # the cells this process updates (all of them in one process) and how it gets the
+        # neighbours' values it needs from the processes that own them
+        self.owned = list(range(self.torus.size)) if owned is None else sorted(owned)
+        self.exchange: Exchange = exchange or (lambda own: own)
+        self.cells: dict[int, Cell] = {}
         self.generation = 0
 
     # -- creation -------------------------------------------------------------------------
     def populate(self, g_init: dict[str, torch.Tensor] | None) -> None:
         """A new cell in every place, its D pretrained for ``d_pretrain`` rounds."""
         tc = self.cfg.train
-        self.cells = []
-        for k in range(self.torus.size):
+        self.cells = {}
+        for k in self.owned:
             cell = new_cell(k, self.cfg, self.device, g_init, self.seed, len(self.neighbours[k]))
             for _ in range(self.ecfg.d_pretrain):
                 d_round(cell.st.G, cell.st.d_trainer, self.data, 1, tc.d_samples)
-            self.cells.append(cell)
+            self.cells[k] = cell
 
     # -- one generation ---------------------------------------------------------------------
-    def snapshot(self) -> list[tuple[dict, dict]]:
-        """Every cell's (G, D) weights, copied: what the generation's updates read."""
-        return [tuple({k: v.detach().clone() for k, v in sd.items()} for sd in c.weights())
-                for c in self.cells]
+    def snapshot(self) -> dict[int, tuple[dict, dict]]:
+        """The (G, D) weights of the owned cells and of their neighbours, as of now: what a
+        generation's updates read (neighbours owned elsewhere arrive by ``exchange``)."""
+        template = next(iter(self.cells.values())).weights()
+        got = self.exchange({k: flatten(c.weights()) for k, c in self.cells.items()})
+        return {j: tuple(unflatten(flat, template, self.device)) for j, flat in got.items()}
 
     def step(self, order: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        """One generation (cells updated in ``order``, default 0..n-1); per-cell records."""
+        """One generation (owned cells updated in ``order``, default ascending); the owned
+        cells' records."""
         snaps = self.snapshot()
         gen = self.generation
-        for k in (order if order is not None else range(len(self.cells))):
+        for k in (order if order is not None else self.owned):
             update_cell(self.cells[k], [snaps[j] for j in self.neighbours[k]], self.data, self.cfg,
                         self.ecfg, self.objective, self.vocab, self.seed, gen)
         self.generation += 1
         self.evolve_mixtures()
-        return [self.record(c) for c in self.cells]
+        return [self.record(self.cells[k]) for k in self.owned]
 
     def evolve_mixtures(self) -> None:
         """Every cell's (1+1)-ES step over its neighbourhood's current generators."""
         gen = self.generation
         if self.ecfg.mixture_score == "nll":
-            ll = {c.index: sequence_log_likelihoods(c.st.G, self.heldout) for c in self.cells}
+            ll = self.exchange({k: sequence_log_likelihoods(c.st.G, self.heldout) for k, c in self.cells.items()})
             T = self.heldout.shape[1]
-            for c in self.cells:
+            for c in self.cells.values():
                 lls = torch.stack([ll[j] for j in self.neighbours[c.index]])
                 evolve_mixture(c, [], lambda w, lls=lls: mixture_nll(lls, w, T), self.seed, gen, self.ecfg)
             return
-        for c in self.cells:  # nll-oracle: the oracle's NLL of the mixture's samples
-            members = [self.cells[j].st.G for j in self.neighbours[c.index]]
+        template = [next(iter(self.cells.values())).st.G.state_dict()]
+        flats = self.exchange({k: flatten([c.st.G.state_dict()]) for k, c in self.cells.items()})
+        gens = {}
+        for j, flat in flats.items():
+            gens[j] = self.cells[j].st.G if j in self.cells else \
+                load_weights(Generator(self.cfg.generator).to(self.device),
+                             unflatten(flat, template, self.device)[0], f"cell {j}").eval()
+        for c in self.cells.values():  # nll-oracle: the oracle's NLL of the mixture's samples
+            members = [gens[j] for j in self.neighbours[c.index]]
             stream = cell_seed(self.seed, c.index, gen) ^ 0x0A
 
             def score(w, members=members, stream=stream):
@@ -125,8 +161,8 @@ class Population:
                 **info}
 
     def best(self) -> int:
-        """The cell whose mixture scores best (lowest)."""
-        return min(range(len(self.cells)), key=lambda k: self.cells[k].score)
+        """The owned cell whose mixture scores best (lowest)."""
+        return min(self.owned, key=lambda k: self.cells[k].score)
 
     def mixture(self, k: int | None = None) -> MixtureGenerator:
         """Cell k's mixture (default: the best cell's) as one model."""
@@ -137,7 +173,7 @@ class Population:
     def files(self) -> Files:
         """The checkpoint files of every cell ({name: (tensors, metadata)})."""
         out: Files = {}
-        for c in self.cells:
+        for c in self.cells.values():
             st = c.st
             out[f"cell{c.index}-generator"] = (st.G.state_dict(), None)
             out[f"cell{c.index}-discriminator"] = (st.D.state_dict(), None)
@@ -149,14 +185,20 @@ class Population:
     def state(self) -> dict[str, Any]:
         """What state.json records: generation, grid, each cell's rates, mixture, score."""
         return {"generation": self.generation, "grid": str(self.torus),
-                "cells": [{"lr_g": c.lr_g, "lr_d": c.lr_d, "mixture": [float(x) for x in c.mixture],
-                           "score": c.score if c.score != float("inf") else None} for c in self.cells]}
+                "cells": [self.cell_state(self.cells[k]) for k in self.owned]}
+
+    @staticmethod
+    def cell_state(c: Cell) -> dict[str, Any]:
+        """A cell's learning rates, mixture weights and score, as state.json holds them."""
+        return {"lr_g": c.lr_g, "lr_d": c.lr_d, "mixture": [float(x) for x in c.mixture],
+                "score": c.score if c.score != float("inf") else None}
 
     def restore(self, state: dict[str, Any], paths: dict[str, Any]) -> None:
         """Cells from a population checkpoint (``state`` and its files' paths)."""
         self.generation = int(state["generation"])
-        self.cells = []
-        for k, info in enumerate(state["cells"]):
+        self.cells = {}
+        for k in self.owned:
+            info = state["cells"][k]
             cell = new_cell(k, self.cfg, self.device, None, self.seed, len(self.neighbours[k]))
             st = cell.st
             for name, module in (("generator", st.G), ("discriminator", st.D), ("rollout", st.rollout.model)):
@@ -169,4 +211,4 @@ class Population:
             set_lr(st.d_trainer.opt, cell.lr_d)
             cell.mixture = torch.tensor(info["mixture"], dtype=torch.float64)
             cell.score = float("inf") if info["score"] is None else float(info["score"])
-            self.cells.append(cell)
+            self.cells[k] = cell

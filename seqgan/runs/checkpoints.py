@@ -149,41 +149,69 @@ class Checkpoints:
 
         On an ``OSError`` (a full disk) the temporary folder is removed, the previous
         checkpoint stays in place, and a :class:`UserError` names the run and the error.
+        A checkpoint written by several processes is the same three steps split between
+        them: one calls :meth:`begin`, each :meth:`write_files` its own files into the
+        temporary folder, and one :meth:`commit` s the manifest of every file's digest.
         """
+        self.begin()
+        self.commit(state, self.write_files(files), metrics_lines)
+
+    def _failed(self, e: OSError) -> UserError:
+        """Clean up after a failed write; the one-line error to raise."""
+        self.abort()
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        return UserError(f"{self.label}: could not write a checkpoint: {e.strerror or e}{where}; "
+                         f"the previous checkpoint and the metrics log are intact; free some "
+                         f"space and run the same command again to resume")
+
+    def abort(self) -> None:
+        """Remove a partly written checkpoint; put the previous one back if a swap was cut."""
+        shutil.rmtree(self.path / self.names[2], ignore_errors=True)
+        ck, prev = self.path / self.names[0], self.path / self.names[1]
+        if not ck.exists() and prev.exists():
+            try:
+                os.replace(prev, ck)
+            except OSError:
+                pass  # recover() puts it back on the next start
+
+    def begin(self) -> None:
+        """An empty temporary folder for the next checkpoint."""
         tmp = self.path / self.names[2]
         try:
-            self._write(tmp, state, files, metrics_lines)
-        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            ck, prev = self.path / self.names[0], self.path / self.names[1]
-            if not ck.exists() and prev.exists():
-                try:
-                    os.replace(prev, ck)
-                except OSError:
-                    pass  # recover() puts it back on the next start
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise UserError(f"{self.label}: could not write a checkpoint: {e.strerror or e}{where}; "
-                            f"the previous checkpoint and the metrics log are intact; free some "
-                            f"space and run the same command again to resume") from None
+            tmp.mkdir()
+        except OSError as e:
+            raise self._failed(e) from None
 
-    def _write(self, tmp: Path, state: dict[str, Any], files: Files, metrics_lines: int) -> None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+    def write_files(self, files: Files) -> dict[str, str]:
+        """Write ``files`` into the temporary folder; their sha256 digests by file name."""
+        tmp = self.path / self.names[2]
         digests = {}
-        for name, (tensors, meta) in files.items():
-            atomic_save_tensors(tmp / f"{name}.safetensors", tensors, meta)
-            digests[f"{name}.safetensors"] = sha256(tmp / f"{name}.safetensors")
-        atomic_write_json(tmp / "state.json", dict(state, files=digests, metrics_lines=metrics_lines))
-        fsync_dir(tmp)
-        ck, prev = self.path / self.names[0], self.path / self.names[1]
-        if ck.exists() and self.latest_damaged:
-            shutil.rmtree(ck)  # training resumed from .prev: keep that as the fallback
-        elif ck.exists():
-            shutil.rmtree(prev, ignore_errors=True)
-            os.replace(ck, prev)
-        self.latest_damaged = False
-        os.replace(tmp, ck)
-        fsync_dir(self.path)
+        try:
+            for name, (tensors, meta) in files.items():
+                atomic_save_tensors(tmp / f"{name}.safetensors", tensors, meta)
+                digests[f"{name}.safetensors"] = sha256(tmp / f"{name}.safetensors")
+        except OSError as e:
+            raise self._failed(e) from None
+        return digests
+
+    def commit(self, state: dict[str, Any], digests: dict[str, str], metrics_lines: int) -> None:
+        """Write ``state.json`` (with every file's digest) and swap the checkpoint in."""
+        tmp = self.path / self.names[2]
+        try:
+            atomic_write_json(tmp / "state.json", dict(state, files=digests, metrics_lines=metrics_lines))
+            fsync_dir(tmp)
+            ck, prev = self.path / self.names[0], self.path / self.names[1]
+            if ck.exists() and self.latest_damaged:
+                shutil.rmtree(ck)  # training resumed from .prev: keep that as the fallback
+            elif ck.exists():
+                shutil.rmtree(prev, ignore_errors=True)
+                os.replace(ck, prev)
+            self.latest_damaged = False
+            os.replace(tmp, ck)
+            fsync_dir(self.path)
+        except OSError as e:
+            raise self._failed(e) from None
 
     def _read(self, folder: Path) -> tuple[dict, dict[str, Path]]:
         state = read_json(folder / "state.json")
