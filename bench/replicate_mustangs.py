@@ -22,12 +22,18 @@ coverage; distinct-4 and self-BLEU-4 measure diversity. One MLE pretraining per 
 shared by every method. Each population runs ``--generations`` generations; the pair runs
 9× as many adversarial epochs (a 3×3 generation makes 9 generator updates).
 
+On music (``--corpus music``: 1,000 Nottingham tunes from ``../shared/data``, 32-step
+windows) the columns are ORGAN's three metrics (tonality, melodicity, ratio of steps),
+diversity and pitch-class entropy of 1,000 samples.
+
 Usage::
 
-    python bench/replicate_mustangs.py [--seeds 0,1,2] [--generations 12] [--parallel 2]
+    python bench/replicate_mustangs.py [--corpus oracle|music] [--seeds 0,1,2] [--generations 30]
+        [--parallel 2]
 
-Resumable per row: results go to ``bench/results/mustangs.json`` as each row finishes,
-and rows already there are skipped. Prints a Markdown table (mean ± std over seeds).
+Resumable per row: results go to ``bench/results/mustangs[-music].json`` as each row
+finishes, and rows already there are skipped. Prints a Markdown table (mean ± std over
+seeds).
 """
 from __future__ import annotations
 
@@ -49,10 +55,18 @@ METHODS = {  # name: (grid or None for one pair, generator loss)
     "Lip-HEU": ("3x3", "heuristic"),
     "Mustangs": ("3x3", "random"),
 }
-DATA = ["--data", "oracle", "--preset", "quick", "--seq-len", "16", "--data-option", "vocab_size=200",
-        "--data-option", "oracle_dim=32", "--batch-size", "64"]
+NOTTINGHAM = ROOT.parent / "shared" / "data" / "nottingham_abc" / "nottingham.abc.txt"
+CORPORA = {
+    "oracle": (["--data", "oracle", "--preset", "quick", "--seq-len", "16", "--data-option", "vocab_size=200",
+                "--data-option", "oracle_dim=32", "--batch-size", "64"],
+               "nll-oracle,nll-test,distinct,self-bleu", ("nll-oracle", "nll-test", "distinct-4", "self-bleu-4")),
+    "music": (["--data", str(NOTTINGHAM), "--preset", "quick", "--data-option", "max_tunes=1000",
+               "--data-option", "window=32", "--batch-size", "64"],
+              "music,nll-test", ("tonality", "melodicity", "ratio_of_steps", "diversity", "pitch_class_entropy",
+                                 "nll-test")),
+}
 TRAIN = ["--rollout-num", "8", "--g-steps", "1", "--d-steps", "1", "--k-epochs", "1", "--d-samples", "512"]
-COLUMNS = ("nll-oracle", "nll-test", "distinct-4", "self-bleu-4")
+DATA, METRICS, COLUMNS = CORPORA["oracle"]
 
 
 def seqgan(*args: str, log: Path | None = None) -> None:
@@ -90,7 +104,7 @@ def one_row(base: Path, method: str, seed: int, generations: int, mle: Path) -> 
                str(generations), "--d-pretrain", "3", "--device", "cpu", log=log)
     seconds = time.perf_counter() - t0
     out = run / "eval.json"
-    seqgan("evaluate", str(run), "--metrics", "nll-oracle,nll-test,distinct,self-bleu", "-n", "1000",
+    seqgan("evaluate", str(run), "--metrics", METRICS, "-n", "1000",
            "--json", str(out), "--device", "cpu", log=log)
     row = next(iter(json.loads(out.read_text())["rows"].values()))
     return {**{c: row[c] for c in COLUMNS}, "seconds": seconds}
@@ -114,13 +128,18 @@ def table(results: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="oracle")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--generations", type=int, default=12)
     ap.add_argument("--mle-epochs", type=int, default=30)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "runs" / "mustangs"))
     args = ap.parse_args()
-    base = Path(args.out)
+    global DATA, METRICS, COLUMNS, RESULTS
+    DATA, METRICS, COLUMNS = CORPORA[args.corpus]
+    if args.corpus != "oracle":
+        RESULTS = RESULTS.with_name(f"mustangs-{args.corpus}.json")
+    base = Path(args.out) / args.corpus if args.corpus != "oracle" else Path(args.out)
     base.mkdir(parents=True, exist_ok=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -131,7 +150,7 @@ def main() -> None:
         mle = mle_run(base, seed, args.mle_epochs)
         if f"MLE-{seed}" not in results:
             out = mle / "eval-mle.json"
-            seqgan("evaluate", str(mle), "--mle", "--metrics", "nll-oracle,nll-test,distinct,self-bleu",
+            seqgan("evaluate", str(mle), "--mle", "--metrics", METRICS,
                    "-n", "1000", "--json", str(out), "--device", "cpu")
             row = next(iter(json.loads(out.read_text())["rows"].values()))
             results[f"MLE-{seed}"] = {c: row[c] for c in COLUMNS}
