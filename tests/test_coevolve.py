@@ -13,6 +13,7 @@ import torch
 
 import seqgan
 from seqgan.errors import UserError
+from bad_input_contract import abc_tune
 from helpers import error_line, invoke, succeeds
 from seqgan.datasets import load_corpus
 from seqgan.evolve.population import Population
@@ -128,3 +129,34 @@ def test_bad_coevolution_options_are_one_line(tmp_path):
         bare.coevolve(grid="1x2", generations=1, device="cpu", progress=False)
     assert bare.coevolve(grid="1x2", generations=1, from_scratch=True, d_pretrain=0, device="cpu",
                          progress=False)["generation"] == 1
+
+
+def test_sample_based_mixture_scores(tmp_path):
+    """nll-oracle, bleu (text) and objective (music) score a mixture by its samples."""
+    oracle = tmp_path / "oracle"
+    succeeds(invoke(*PRETRAIN, "--out", oracle))
+    succeeds(invoke("coevolve", oracle, "--grid", "1x2", "--generations", "1", "--d-pretrain", "0",
+                    "--mixture-score", "nll-oracle", "--device", "cpu"))
+    assert population_state(oracle)["cells"][0]["score"] > 0  # an NLL
+    text = tmp_path / "s.txt"
+    text.write_text("".join(f"the cat {w} on the mat .\n" for w in ("sat", "lay", "slept", "sat") * 10))
+    run = tmp_path / "text"
+    succeeds(invoke("pretrain", "--data", text, "--preset", "quick", "--epochs", "2", "--out", run,
+                    "--device", "cpu"))
+    assert "needs the run's objective" in error_line(invoke("coevolve", run, "--mixture-score", "objective",
+                                                           "--device", "cpu"))
+    assert "needs a run on oracle data" in error_line(invoke("coevolve", run, "--mixture-score",
+                                                            "nll-oracle", "--device", "cpu"))
+    succeeds(invoke("coevolve", run, "--grid", "1x2", "--generations", "1", "--d-pretrain", "0",
+                    "--mixture-score", "bleu", "--device", "cpu"))
+    scores = [c["score"] for c in population_state(run)["cells"]]
+    assert all(-1.0 <= s <= 0.0 for s in scores)  # minus a BLEU
+    abc = tmp_path / "tunes.abc"
+    abc.write_text("".join(abc_tune(body=b, x=i) for i, b in enumerate(
+        ["CDEF GABc|cBAG FEDC|", "EGce gecG|FAcf afcA|", "GABc dcBA|GFED CDEF|", "ccGG AAGz|FFEE DDCz|"] * 4)))
+    music = tmp_path / "music"
+    succeeds(invoke("pretrain", "--data", abc, "--preset", "quick", "--epochs", "1", "--out", music,
+                    "--data-option", "window=8", "--data-option", "cache=false", "--device", "cpu"))
+    succeeds(invoke("coevolve", music, "--grid", "1x2", "--generations", "1", "--d-pretrain", "0",
+                    "--objective", "ratio_of_steps", "--mixture-score", "objective", "--device", "cpu"))
+    assert all(-1.0 <= c["score"] <= 0.0 for c in population_state(music)["cells"])  # minus a mean in [0, 1]

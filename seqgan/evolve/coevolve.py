@@ -23,7 +23,9 @@ from seqgan.evolve.population import Population
 from seqgan.runs.checkpoints import Checkpoints
 from seqgan.runs.evolve_config import EvolveConfig
 from seqgan.runs.rundir import RunDir
-from seqgan.training.adversarial import objective_for
+from seqgan.objectives import get_objective
+from seqgan.training.adversarial import bleu_scorer, objective_for
+from seqgan.training.rewards import RewardFn
 from seqgan.training.state import resolve_device
 
 POPULATION = "population"
@@ -55,6 +57,29 @@ def heldout_of(data: dict[str, torch.Tensor], n: int) -> torch.Tensor:
         train = data["train"]
         test = train[-max(1, len(train) // 20):]
     return test[:n]
+
+
+def sample_scorer(mode: str, run: RunDir, heldout: torch.Tensor, oracle: Any, allow_import: bool
+                  ) -> Callable[[torch.Tensor], float] | None:
+    """The score (lower is better) of a mixture's samples for ``--mixture-score``; None for
+    ``nll``, which needs no samples."""
+    if mode == "nll":
+        return None
+    if mode == "nll-oracle":
+        if oracle is None:
+            raise UserError("--mixture-score nll-oracle needs a run on oracle data; use nll")
+        o = oracle.to(heldout.device)
+        return lambda samples: o.nll(samples)
+    if mode == "bleu":
+        if run.vocab.kind != "text":
+            raise UserError("--mixture-score bleu needs a run on text; use nll")
+        ref = bleu_scorer(heldout, run.vocab, 4)
+        return lambda samples: -float(ref(samples).mean())
+    name = run.config.train.objective
+    if not name:
+        raise UserError("--mixture-score objective needs the run's objective: pass --objective NAME")
+    fn = RewardFn(None, 0.0, get_objective(name, allow_import=allow_import), name, run.vocab)
+    return lambda samples: -float(fn.objective_values(samples, len(samples)).mean())
 
 
 class LocalGroup:
@@ -95,13 +120,12 @@ class Coevolution:
         cfg = run.config
         data = run.data()
         oracle = run.oracle()
-        if ecfg.mixture_score == "nll-oracle" and oracle is None:
-            raise UserError("--mixture-score nll-oracle needs a run on oracle data; use nll")
+        heldout = heldout_of(data, ecfg.heldout).to(self.dev)
         self.store = population_store(run)
         self.pop = Population(cfg, ecfg, self.dev, cfg.train.seed, data["train"].to(self.dev),
-                              heldout_of(data, ecfg.heldout).to(self.dev),
-                              oracle.to(self.dev) if oracle is not None else None, run.vocab,
-                              objective_for(cfg.train, allow_import), owned, exchange)
+                              heldout, oracle.to(self.dev) if oracle is not None else None, run.vocab,
+                              objective_for(cfg.train, allow_import), owned, exchange,
+                              sample_scorer(ecfg.mixture_score, run, heldout, oracle, allow_import))
         self.seconds = 0.0
         self.states: list[dict] = []  # rank 0: every cell's state.json entry, as last saved
 

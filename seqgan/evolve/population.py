@@ -9,9 +9,10 @@ pure functions of a cell, its neighbours' weights and (seed, cell, generation), 
 two orders), and a process that owns some cells computes exactly what this one does.
 
 Mixture scores (lower is better): ``nll`` — the exact NLL per token of held-out data,
-``logsumexp`` over the members' log-likelihoods (:mod:`seqgan.evolve.mixture`); ``nll-oracle``
-— the oracle's NLL of 256 sequences sampled from the mixture on a fixed stream (common
-random numbers for the parent and its child). The population's model is the best cell's
+``logsumexp`` over the members' log-likelihoods (:mod:`seqgan.evolve.mixture`); or a score
+of 256 sequences sampled from the mixture on a fixed stream (common random numbers for the
+parent and its child), ``sample_score``: the oracle's NLL (``nll-oracle``), minus BLEU-4
+against held-out text (``bleu``), minus the mean of an ORGAN objective (``objective``). The population's model is the best cell's
 mixture (:meth:`Population.best`).
 
 Files (a checkpoint of :class:`seqgan.runs.checkpoints.Checkpoints` in ``RUN/population``):
@@ -37,7 +38,7 @@ from seqgan.training.persist import load_weights
 from seqgan.files import load_tensors
 from seqgan.models.generator import Generator
 
-ORACLE_SAMPLES = 256
+SAMPLES = 256  # sequences a sample-based mixture score draws
 CELL_FILES = ("generator", "discriminator", "rollout", "optim-g", "optim-d")
 # exchange(own: {cell: flat tensor}) -> {cell: flat tensor} for own cells and their neighbours
 Exchange = Callable[[dict[int, torch.Tensor]], dict[int, torch.Tensor]]
@@ -78,12 +79,14 @@ class Population:
     def __init__(self, cfg: RunConfig, ecfg: EvolveConfig, device: torch.device, seed: int,
                  data: torch.Tensor, heldout: torch.Tensor, oracle: Any = None, vocab: Any = None,
                  objective: Any = None, owned: Sequence[int] | None = None,
-                 exchange: Exchange | None = None):
+                 exchange: Exchange | None = None,
+                 sample_score: Callable[[torch.Tensor], float] | None = None):
         self.cfg, self.ecfg, self.device, self.seed = cfg, ecfg, device, seed
         self.torus = Torus.parse(ecfg.grid)
         self.neighbours = self.torus.neighbourhoods()
         self.data, self.heldout, self.oracle = data, heldout, oracle
         self.vocab, self.objective = vocab, objective
+        self.sample_score = sample_score or (lambda samples: self.oracle.nll(samples))
         # the cells this process updates (all of them in one process) and how it gets the
         # neighbours' values it needs from the processes that own them
         self.owned = list(range(self.torus.size)) if owned is None else sorted(owned)
@@ -139,14 +142,14 @@ class Population:
             gens[j] = self.cells[j].st.G if j in self.cells else \
                 load_weights(Generator(self.cfg.generator).to(self.device),
                              unflatten(flat, template, self.device)[0], f"cell {j}").eval()
-        for c in self.cells.values():  # nll-oracle: the oracle's NLL of the mixture's samples
+        for c in self.cells.values():  # a score of the mixture's samples
             members = [gens[j] for j in self.neighbours[c.index]]
             stream = cell_seed(self.seed, c.index, gen) ^ 0x0A
 
             def score(w, members=members, stream=stream):
-                """Oracle NLL of the mixture's samples on a fixed stream (lower is better)."""
+                """The score of the mixture's samples on a fixed stream (lower is better)."""
                 rng = torch.Generator(device=self.device).manual_seed(stream)
-                return self.oracle.nll(MixtureGenerator(members, w).sample(ORACLE_SAMPLES, generator=rng))
+                return self.sample_score(MixtureGenerator(members, w).sample(SAMPLES, generator=rng))
 
             evolve_mixture(c, members, score, self.seed, gen, self.ecfg)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from seqgan.knobs import knob
 
-MIXTURE_SCORES = ("nll", "nll-oracle")
+MIXTURE_SCORES = ("nll", "nll-oracle", "bleu", "objective")
 G_LOSS_NAMES = ("seqgan", "heuristic", "bce", "mse", "random")  # seqgan.training.g_losses
 
 
@@ -30,8 +30,10 @@ class EvolveConfig:
     lr_max: float = knob(10.0, "Highest learning rate, as a factor of the initial one.", lo=1.0)
     es_sigma: float = knob(0.01, "Step size σ of the (1+1)-ES on mixture weights.", lo=0.0)
     es_steps: int = knob(1, "(1+1)-ES steps per generation.", lo=0)
-    mixture_score: str = knob("nll", "How mixtures are scored: nll (exact NLL of held-out data) or "
-                              "nll-oracle (oracle NLL of the mixture's samples; oracle data).",
+    mixture_score: str = knob("nll", "How mixtures are scored: nll (exact NLL of held-out data), "
+                              "nll-oracle (oracle NLL of the mixture's samples; oracle data), bleu "
+                              "(BLEU-4 of its samples against held-out text) or objective (the run's "
+                              "ORGAN objective on its samples; music).",
                               choices=MIXTURE_SCORES, command="coevolve")
     fitness_samples: int = knob(256, "Sequences per model when fitness is measured.", lo=2)
     heldout: int = knob(1000, "Held-out sequences (at most) that score a mixture.", lo=1)
