@@ -2,7 +2,8 @@
 with torch.multiprocessing and a file:// rendezvous): 1, 2 and 4 workers give bit-identical
 populations; a worker SIGKILLed mid-generation stops the job with one line naming it, and
 the same command resumes — with another number of workers — to the uninterrupted result;
-torchrun gives the same population too."""
+torchrun gives the same population too, and under --max-restarts resumes a killed job by
+itself."""
 from __future__ import annotations
 
 import json
@@ -77,15 +78,30 @@ def test_a_killed_worker_stops_the_job_and_the_run_resumes(tmp_path, pretrained,
     assert outcome(run) == reference
 
 
+def torchrun(run: Path, *launcher: str, target: list[str]) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", "127.0.0.1:0", *launcher, *target, "coevolve", str(run), "--grid", "2x2",
+           "--generations", "3", "--d-pretrain", "1", "--g-loss", "random", "--device", "cpu"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_torchrun_gives_the_same_population(tmp_path, pretrained, reference):
     run = tmp_path / "run"
     shutil.copytree(pretrained, run)
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "seqgan", "coevolve", str(run),
-           "--grid", "2x2", "--generations", "3", "--d-pretrain", "1", "--g-loss", "random", "--device", "cpu"]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    p = torchrun(run, target=["-m", "seqgan"])
     assert p.returncode == 0, p.stderr[-3000:]
     assert "coevolved" in p.stdout and "Traceback" not in p.stderr
+    assert outcome(run) == reference
+
+
+def test_torchrun_restarts_a_killed_job_which_resumes(tmp_path, pretrained, reference):
+    run = tmp_path / "run"
+    shutil.copytree(pretrained, run)
+    killer = str(Path(__file__).with_name("dist_torchrun_kill.py"))
+    p = torchrun(run, "--max-restarts", "3", target=[killer])  # (a restart may need a retry to rendezvous)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "exitcode: -9" in p.stderr and "coevolved" in p.stdout  # killed, restarted, finished
     assert outcome(run) == reference
