@@ -153,6 +153,15 @@ def coevolve(run_dir, workers, timeout, device, **options):
                    f"best mixture: cell {out['best_cell']}, score {out['score']:.4f}")
 
 
+def length_options(f):
+    """``--length`` and ``--bars``: samples longer (or shorter) than the training window."""
+    f = click.option("--bars", type=int, default=None,
+                     help="Music: sample this many bars (the generator goes on past its window).")(f)
+    return click.option("--length", type=int, default=None,
+                        help="Tokens per sample [default: the training length T]; the first T "
+                             "tokens are the ordinary sample of the same seed.")(f)
+
+
 # ---------------------------------------------------------------------------------------
 @main.command()
 @click.argument("run_dir", metavar="RUN")
@@ -162,16 +171,17 @@ def coevolve(run_dir, workers, timeout, device, **options):
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (same seed, same samples).")
 @click.option("--out", default=None, help="Write the samples to FILE instead of printing them.")
 @click.option("--mle", is_flag=True, help="Sample the generator as MLE pretraining left it.")
+@length_options
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
-def sample(run_dir, n, temperature, seed, out, mle, device):
+def sample(run_dir, n, temperature, seed, out, mle, length, bars, device):
     """Sample sequences from RUN's generator: decoded text, note names, or token ids."""
     from seqgan.api import open_run
     from seqgan.files import atomic_write_bytes
     from seqgan.knobs import check_seed
 
     check_seed(seed)
-    lines = open_run(run_dir, log=log).sample(n, temperature, seed, mle, device)
+    lines = open_run(run_dir, log=log).sample(n, temperature, seed, mle, device, length, bars)
     text = "\n".join(lines) + "\n"
     if out:
         atomic_write_bytes(out, text.encode("utf-8"))
@@ -198,9 +208,10 @@ def _find_run_for(path: Path):
 @click.option("--run", "run_dir", default=None, help="The run a SAMPLES_FILE came from (its vocabulary).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mle", is_flag=True, help="Export the MLE generator's samples.")
+@length_options
 @click.option("--device", default=None)
 @friendly
-def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
+def export_midi(source, out, n, tempo, program, run_dir, seed, mle, length, bars, device):
     """Write one .mid per sample and a piano-roll PNG of them."""
     from seqgan.api import check_midi_options, open_run
     from seqgan.knobs import check_seed
@@ -216,7 +227,7 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, device):
         tokens = run.encode_samples(src)
     else:
         raise UserError(f"{source}: no such run or samples file")
-    paths = run.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens)
+    paths = run.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens, length=length, bars=bars)
     click.echo(f"wrote {len(paths)} MIDI files and {Path(out) / 'piano_roll.png'} to {out}")
 
 
@@ -272,6 +283,20 @@ def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, see
     if json_out:
         atomic_write_json(json_out, {"run": str(run_dir), "rows": rows, "samples": n, "seed": seed,
                                      "config": cfg.to_dict(), "versions": versions})
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--out", default=None, help="PNG or SVG file [default: RUN/learning-curves.png].")
+@click.option("--compare", multiple=True, metavar="RUN2", help="Overlay another run's curves (repeatable).")
+@friendly
+def plot(run_dir, out, compare):
+    """Learning curves: every metric of RUN's metrics.jsonl against epoch, phases shaded."""
+    from seqgan.api import open_run
+
+    run = open_run(run_dir, log=log)
+    path = run.plot(out, compare)
+    click.echo(f"wrote {path}")
 
 
 # ---------------------------------------------------------------------------------------

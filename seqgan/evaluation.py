@@ -69,15 +69,21 @@ def load_mixture(run: RunDir, device: torch.device, warn: Callable[[str], Any] =
     return MixtureGenerator(gs, torch.tensor(state["cells"][best(state)]["mixture"], dtype=torch.float64))
 
 
-def sample_from(g: Generator | MixtureGenerator, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+MAX_TOKENS = 50_000_000  # n × length of one call: bounds the memory of a long sample
+
+
+def sample_from(g: Generator | MixtureGenerator, n: int, temperature: float = 1.0, seed: int = 0,
+                length: int | None = None) -> torch.Tensor:
     """``n`` sequences (n, T) from a loaded generator with a seeded sampling stream."""
     if n <= 0:
         raise UserError(f"-n must be > 0; got {n}")
     if not 0 < temperature < float("inf"):
         raise UserError(f"--temperature must be a finite number > 0; got {temperature}")
     check_seed(seed)
+    if length is not None and not (isinstance(length, int) and 1 <= length and n * length <= MAX_TOKENS):
+        raise UserError(f"--length must be an integer >= 1 with -n × --length <= {MAX_TOKENS:,}; got {length}")
     rng = torch.Generator(device=g.device).manual_seed(seed)
-    return g.sample(n, temperature=temperature, generator=rng)
+    return g.sample(n, temperature=temperature, generator=rng, length=length)
 
 
 def randperm(n: int, seed: int) -> torch.Tensor:

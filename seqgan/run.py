@@ -21,6 +21,7 @@ from seqgan.evolve.grid import Torus
 from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from
 from seqgan.metrics.registry import parse_metrics
 from seqgan.objectives import get_objective
+from seqgan.report.plots import plot_runs
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import RunDir
 from seqgan.training.baselines import get_baseline
@@ -259,16 +260,31 @@ class Run:
 
     # -- reading --------------------------------------------------------------------------
     def sample_tokens(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
-                      device: Any = None) -> torch.Tensor:
-        """``n`` sampled sequences (n, T) as token ids, on the CPU; the same seed gives the
-        same samples."""
+                      device: Any = None, length: int | None = None, bars: int | None = None
+                      ) -> torch.Tensor:
+        """``n`` sampled sequences (n, L) as token ids, on the CPU; the same seed gives the
+        same samples. L is the training length T, or ``length`` tokens, or (music) ``bars``
+        bars; past T the generator keeps its state, and the first T tokens are the ordinary
+        sample of the same seed."""
         g = load_generator(self.dir, "mle" if mle else "latest", device, warn=self.log)
-        return sample_from(g, n, temperature, seed).cpu()
+        return sample_from(g, n, temperature, seed, self.length_of(length, bars)).cpu()
+
+    def length_of(self, length: int | None, bars: int | None) -> int | None:
+        """Tokens for ``--length`` or ``--bars`` (None: the training length)."""
+        if bars is None:
+            return length
+        if length is not None:
+            raise UserError("--length and --bars both set the length; give one of them")
+        if self.kind != "music":
+            raise UserError(f"--bars is for music; {self.path} holds {KIND_WORDS[self.kind]}: use --length")
+        if not isinstance(bars, int) or bars < 1:
+            raise UserError(f"--bars must be an integer >= 1; got {bars}")
+        return bars * int(self.vocab.meta.get("steps_per_bar") or 4 * self.vocab.meta.get("steps_per_quarter", 4))
 
     def sample(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
-               device: Any = None) -> list[str]:
+               device: Any = None, length: int | None = None, bars: int | None = None) -> list[str]:
         """``n`` samples decoded: sentences (text), note names (music) or ids (oracle)."""
-        return self.decode(self.sample_tokens(n, temperature, seed, mle, device))
+        return self.decode(self.sample_tokens(n, temperature, seed, mle, device, length, bars))
 
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Printable lines for sequences (N, T) of this run: words, note names or ids."""
@@ -276,18 +292,26 @@ class Run:
 
     def export_midi(self, out: str | Path, n: int = 16, tempo: float = 120.0, program: int = 0,
                     seed: int = 0, mle: bool = False, device: Any = None,
-                    tokens: torch.Tensor | None = None) -> list[Path]:
-        """One .mid per sample (``tokens``, or ``n`` fresh samples) and ``piano_roll.png``
-        in the folder ``out``; the MIDI paths."""
+                    tokens: torch.Tensor | None = None, length: int | None = None,
+                    bars: int | None = None) -> list[Path]:
+        """One .mid per sample (``tokens``, or ``n`` fresh samples of ``length`` tokens or
+        ``bars`` bars) and ``piano_roll.png`` in the folder ``out``; the MIDI paths."""
         check_midi_options(tempo, program)
         if self.kind != "music":
             raise UserError(f"{self.path} holds {KIND_WORDS[self.kind]}; export-midi needs a music run")
         if tokens is None:
-            tokens = self.sample_tokens(n, 1.0, seed, mle, device)
+            tokens = self.sample_tokens(n, 1.0, seed, mle, device, length, bars)
         outdir = Path(out)
         paths = export_samples(self.vocab, tokens, outdir, tempo=tempo, program=program)
         piano_roll_png(self.vocab, tokens, outdir / "piano_roll.png")
         return paths
+
+    def plot(self, out: str | Path | None = None, compare: Sequence[str | Path] = ()) -> Path:
+        """Learning curves of this run (and ``compare``'s) as PNG or SVG; the file's path
+        (default ``RUN/learning-curves.png``)."""
+        for other in compare:
+            RunDir(other)  # a clear line for a path that is no run
+        return plot_runs([self.path, *compare], out or self.path / "learning-curves.png")
 
     def encode_samples(self, path: str | Path) -> torch.Tensor:
         """A samples file (one sample a line, as ``sample --out`` writes) as tokens (N, T)."""

@@ -62,16 +62,17 @@ class MixtureGenerator:
         return self
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
-               ) -> torch.Tensor:
-        """n sequences (n, T): member k drawn with probability w_k for each row."""
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+               length: int | None = None) -> torch.Tensor:
+        """n sequences (n, L): member k drawn with probability w_k for each row (L: ``length``
+        or the training length)."""
         which = torch.multinomial(self.weights.float().to(self.device), n, replacement=True,
                                   generator=generator)  # (n,)
-        out = torch.empty(n, self.cfg.seq_len, dtype=torch.long, device=self.device)
+        out = torch.empty(n, length or self.cfg.seq_len, dtype=torch.long, device=self.device)
         for k, g in enumerate(self.members):
             rows = (which == k).nonzero().squeeze(1)
             if len(rows):
-                out[rows] = g.sample(len(rows), temperature=temperature, generator=generator)
+                out[rows] = g.sample(len(rows), temperature=temperature, generator=generator, length=length)
         return out
 
     def nll(self, seqs: torch.Tensor) -> float:

@@ -119,8 +119,11 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-               batch_size: int = 16_384) -> torch.Tensor:
-        """Draw ``n`` sequences (n, T) from G at ``temperature`` on the model's device."""
+               batch_size: int = 16_384, length: int | None = None) -> torch.Tensor:
+        """Draw ``n`` sequences (n, L) from G at ``temperature`` on the model's device; L is
+        ``length`` or the training length T. The LSTM keeps its state past T, and each step
+        draws one uniform per row, so the first T tokens of a longer sample are the
+        ordinary sample of the same stream."""
         if temperature <= 0:
             raise ValueError("temperature must be > 0")
         out = []
@@ -128,13 +131,14 @@ class Generator(nn.Module):
             m = min(batch_size, n - s)
             h, c = self.init_state(m)
             x = torch.full((m,), self.cfg.start_token, dtype=torch.long, device=self.device)
-            seq = torch.empty(m, self.cfg.seq_len, dtype=torch.long, device=self.device)
-            for t in range(self.cfg.seq_len):
+            L = length or self.cfg.seq_len
+            seq = torch.empty(m, L, dtype=torch.long, device=self.device)
+            for t in range(L):
                 h, c, logits = self.step(x, h, c)
                 x = sample_logits(logits, temperature, generator)
                 seq[:, t] = x
             out.append(seq)
-        return torch.cat(out) if out else torch.empty(0, self.cfg.seq_len, dtype=torch.long)
+        return torch.cat(out) if out else torch.empty(0, length or self.cfg.seq_len, dtype=torch.long)
 
 
 def sample_logits(logits: torch.Tensor, temperature: float = 1.0,
