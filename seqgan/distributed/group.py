@@ -57,9 +57,19 @@ class Group:
         """Join the job: from torchrun's environment (``env://``) or the given rendezvous
         (``file://PATH`` or ``tcp://127.0.0.1:PORT``); gloo on CPUs, NCCL with CUDA."""
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        kw: dict[str, Any] = {"timeout": datetime.timedelta(seconds=timeout)}
+        delta = datetime.timedelta(seconds=timeout)
+        kw: dict[str, Any] = {"timeout": delta}
         if init_method is not None:
             kw.update(init_method=init_method, rank=rank, world_size=world)
+        elif "TORCHELASTIC_RESTART_COUNT" in os.environ:
+            # torchrun: its store outlives a restart, so the keys of each attempt get their own
+            # prefix (else the new processes find the dead ones' addresses)
+            r, w = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+            agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), w,
+                                  is_master=not agent and r == 0, timeout=delta)
+            store = dist.PrefixStore(f"seqgan/attempt-{os.environ['TORCHELASTIC_RESTART_COUNT']}", store)
+            kw.update(store=store, rank=r, world_size=w)
         dist.init_process_group(backend, **kw)
         return cls(dist.get_rank(), dist.get_world_size())
 
