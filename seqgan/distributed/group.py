@@ -61,9 +61,9 @@ class Group:
         kw: dict[str, Any] = {"timeout": delta}
         if init_method is not None:
             kw.update(init_method=init_method, rank=rank, world_size=world)
-        elif "TORCHELASTIC_RESTART_COUNT" in os.environ:
-            # torchrun: its store outlives a restart, so the keys of each attempt get their own
-            # prefix (else the new processes find the dead ones' addresses)
+        elif int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+            # a torchrun restart: its store outlives the failed attempt, so this attempt's keys
+            # get their own prefix (else the new processes find the dead ones' addresses)
             r, w = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
             agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
             store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), w,
