@@ -69,8 +69,10 @@ def knob_options(command: str):
                    f"in seqgan-oracle]"
             args = typing.get_args(hint) or (hint,)
             base = next((t for t in (bool, int, float, str) if t in args), str)
-            if base is bool:
+            if base is bool and k.negatable:
                 f = click.option(f"--{flag}/--no-{flag}", name, default=None, help=text)(f)
+            elif base is bool:
+                f = click.option(f"--{flag}", name, is_flag=True, default=None, help=text)(f)
             else:
                 ctype = click.Choice(k.choices) if k.choices else base
                 f = click.option(f"--{flag}", name, type=ctype, default=None, help=text)(f)

@@ -55,9 +55,7 @@ def _new_run(path: Path, data: str, preset: str | None, data_options: Any, log: 
                      and not any(w in k for w in ("cache", "seconds", "file", "examples", "source")))
     log(f"data: {len(corpus.train)} training sequences of length {corpus.seq_len}, "
         f"vocabulary {len(corpus.vocab)}" + (f" ({info})" if info else ""))
-    run = Run.__new__(Run)
-    run.log, run.dir = log, create_run_dir(path, cfg, corpus)  # created locked
-    return run
+    return Run(path, log, rundir=create_run_dir(path, cfg, corpus))  # created locked
 
 
 def create_run(path: str | Path, data: str, preset: str | None = None, data_options: Any = None,

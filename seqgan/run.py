@@ -40,9 +40,9 @@ def _stderr(msg: str) -> None:
 class Run:
     """A run directory, opened (see :func:`create_run`, :func:`open_run`)."""
 
-    def __init__(self, path: str | Path, log: Log | None = None):
+    def __init__(self, path: str | Path, log: Log | None = None, rundir: RunDir | None = None):
         self.log: Log = log or _stderr
-        self.dir = RunDir(path)
+        self.dir = rundir if rundir is not None else RunDir(path)
 
     def __repr__(self) -> str:
         return f"seqgan.Run({str(self.path)!r})"
@@ -209,10 +209,10 @@ class Run:
             if group.rank == 0:
                 try:
                     self.dir.lock()
-                    if self._apply_train_options(options, "coevolve"):
-                        self._check_can_coevolve()
-                        self.dir.save_config()
+                    changed = self._apply_train_options(options, "coevolve")
                     self._check_can_coevolve()
+                    if changed:
+                        self.dir.save_config()
                 except UserError as e:
                     error = str(e)
             error = group.broadcast(error)

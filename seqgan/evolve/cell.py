@@ -115,12 +115,7 @@ def _adopt_generator(cell: Cell, g_sd: Weights) -> None:
 def _adopt_discriminator(cell: Cell, d_sd: Weights) -> None:
     st = cell.st
     st.D.load_state_dict(d_sd)
-    st.d_trainer.opt = torch.optim.Adam(st.D.parameters(), lr=cell.lr_d, **_adam_flags(st.D))
-
-
-def _adam_flags(d: Discriminator) -> dict[str, Any]:
-    cuda = next(d.parameters()).device.type == "cuda"
-    return {"capturable": cuda, "fused": cuda or None}
+    st.d_trainer.reset_optimizer(cell.lr_d)
 
 
 def update_cell(cell: Cell, snaps: list[tuple[Weights, Weights]], data: torch.Tensor, cfg: RunConfig,

@@ -62,9 +62,10 @@ def unflatten(flat: torch.Tensor, templates: Sequence[dict[str, torch.Tensor]], 
     return out
 
 
-def evolve_mixture(cell: Cell, members: Sequence[Any], score_fn, seed: int, generation: int,
+def evolve_mixture(cell: Cell, score_fn: Callable[[torch.Tensor], float], seed: int, generation: int,
                    ecfg: EvolveConfig) -> None:
-    """(1+1)-ES of ``cell.mixture`` over ``members`` (its neighbourhood's generators)."""
+    """(1+1)-ES of ``cell.mixture`` (weights over its neighbourhood's generators), each
+    candidate scored by ``score_fn(weights)``."""
     rng = torch.Generator().manual_seed(cell_seed(seed, cell.index, generation) ^ 0xE5)
     w = normalise(cell.mixture)
     score = score_fn(w)  # the members changed since the last generation: score the parent again
@@ -133,7 +134,7 @@ class Population:
             T = self.heldout.shape[1]
             for c in self.cells.values():
                 lls = torch.stack([ll[j] for j in self.neighbours[c.index]])
-                evolve_mixture(c, [], lambda w, lls=lls: mixture_nll(lls, w, T), self.seed, gen, self.ecfg)
+                evolve_mixture(c, lambda w, lls=lls: mixture_nll(lls, w, T), self.seed, gen, self.ecfg)
             return
         template = [next(iter(self.cells.values())).st.G.state_dict()]
         flats = self.exchange({k: flatten([c.st.G.state_dict()]) for k, c in self.cells.items()})
@@ -151,7 +152,7 @@ class Population:
                 rng = torch.Generator(device=self.device).manual_seed(stream)
                 return self.sample_score(MixtureGenerator(members, w).sample(SAMPLES, generator=rng))
 
-            evolve_mixture(c, members, score, self.seed, gen, self.ecfg)
+            evolve_mixture(c, score, self.seed, gen, self.ecfg)
 
     def record(self, c: Cell) -> dict[str, Any]:
         """The metrics record of a cell for metrics.jsonl."""

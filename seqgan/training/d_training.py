@@ -42,12 +42,15 @@ class DiscriminatorTrainer:
         self._forward = self._forward_eager
         if compile and self.use_graph:
             self._forward = torch.compile(self._forward_eager, dynamic=False)
-        # on CUDA: fused (one kernel pass over all parameters) and capturable Adam, for graph
-        # and eager paths alike so both do the same math
-        cuda = self.device.type == "cuda"
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=cuda, fused=cuda or None)
+        self.reset_optimizer(lr)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_batches = -1
+
+    def reset_optimizer(self, lr: float) -> None:
+        """A fresh Adam over D's parameters: on CUDA fused (one kernel pass over all
+        parameters) and capturable, for graph and eager paths alike so both do the same math."""
+        cuda = self.device.type == "cuda"
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, capturable=cuda, fused=cuda or None)
 
     # -- shared per-step math ------------------------------------------------------------
     def _forward_eager(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
