@@ -49,6 +49,9 @@ def work(group: Group, path: str | Path, device: Any = None, allow_import: bool 
                      progress, allow_import, callbacks, group=group, owned=owned, exchange=exchange)
     co.resume()
     co.evolve()
+    # every rank done with every message before any leaves: a rank that tears its process
+    # group down while a peer's transport still talks to it can abort that peer
+    group.barrier()
     if group.rank != 0:
         return None
     best, score = co.best()
