@@ -1,0 +1,381 @@
+"""Populations as one batched model: K generators of the same shape as stacked weights.
+
+Every parameter of :class:`~seqgan.models.generator.Generator` gets a leading member
+dimension K (``embedding`` (K, V, E), ``w_ih`` (K, 4H, E), ``w_hh`` (K, 4H, H), ``b_ih``,
+``b_hh`` (K, 4H), ``out_w`` (K, V, H), ``out_b`` (K, V)) and every input one too: tokens
+(K, B, T), one batch per member. Each matrix product of the single model becomes one
+batched product (``torch.baddbmm``) over the K members, so a step of K members costs a
+few large kernels instead of K times as many small ones; the math per member is the
+single model's (same gate order, same step formula as :meth:`Generator.step`)::
+
+    z_k = b_k + E_k[x_k] W_ih,kᵀ + h_k W_hh,kᵀ      (K, B, 4H) by two baddbmm
+    logits_k = h_k W_out,kᵀ + b_out,k               (K, B, V)
+
+Members never mix: member k's loss depends only on its own slice, so the gradient of the
+sum of the K losses is, slice by slice, each member's own gradient. Randomness stays per
+member too: :meth:`StackedGenerator.sample` draws member k's uniforms from
+``generators[k]``, in the order :meth:`Generator.sample` draws them, so member k samples
+what it would alone from the same stream. Gradient clipping (:func:`clip_grad_norm_per_member`)
+and Adam (:class:`StackedAdam`: per-member learning rates and step counts) are per member
+as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dicts back
+(a population's files keep the single model's layout). The discriminator is in
+:mod:`seqgan.models.stacked_d`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqgan.models.generator import Generator, GeneratorConfig
+
+Weights = dict[str, torch.Tensor]
+Generators = Sequence[torch.Generator | None]
+
+
+def stack_weights(sds: Sequence[Weights], names: dict[str, str]) -> dict[str, torch.Tensor]:
+    """``{stacked name: (K, ...)}`` from K state dicts, ``names`` mapping a stacked
+    parameter's name to the state-dict key it stacks."""
+    return {s: torch.stack([sd[key].detach() for sd in sds]) for s, key in names.items()}
+
+
+def member_weights(params: dict[str, torch.Tensor], names: dict[str, str], k: int) -> Weights:
+    """Member k's state dict (the single model's keys) from stacked parameters: copies."""
+    return {key: params[s][k].detach().clone() for s, key in names.items()}
+
+
+def embed(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-member embedding lookup: table (K, V, E), tokens (K, ...) -> (K, ..., E).
+
+    One ``F.embedding`` over the (K·V, E) table with member k's ids offset by k·V (the
+    single model's kernel, forward and backward)."""
+    K, V, E = table.shape
+    offs = (torch.arange(K, device=tokens.device) * V).view(K, *([1] * (tokens.dim() - 1)))
+    return F.embedding(tokens + offs, table.reshape(K * V, E))
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """Per-member ``x_k W_kᵀ + b_k``: x (K, ..., I), w (K, O, I), b (K, O) -> (K, ..., O)."""
+    K, O = w.shape[0], w.shape[1]
+    flat = x.reshape(K, -1, x.shape[-1])  # (K, N, I)
+    y = torch.bmm(flat, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
+    return y.view(*x.shape[:-1], O)
+
+
+def sample_stacked(logits: torch.Tensor, temperature: float, generators: Generators) -> torch.Tensor:
+    """One token per row and member from softmax(logits / temperature), (K, B, V) -> (K, B).
+
+    :func:`~seqgan.models.generator.sample_logits` per member: one uniform u per row from
+    member k's ``generators[k]``, the first index whose cumulative probability exceeds
+    u·total."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    probs = torch.softmax(logits.float(), dim=-1)  # (K, B, V)
+    cdf = probs.cumsum(dim=-1)
+    K, B, V = cdf.shape
+    u = torch.stack([torch.rand(B, 1, device=cdf.device, generator=g) for g in generators])  # (K, B, 1)
+    return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).squeeze(2).clamp_max(V - 1)
+
+
+def clip_grad_norm_per_member(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` for each member on its own: member k's gradients
+    (slice k of every parameter) scaled by min(1, max_norm / (‖g_k‖₂ + 1e-6)); the norms (K,).
+
+    One global norm over the stacked tensors would couple the members."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(0)
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1) for g in grads], 1)  # (K, P)
+    total = torch.linalg.vector_norm(norms, 2, dim=1)  # (K,)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+    return total
+
+
+class StackedAdam:
+    """Adam (Kingma and Ba 2015) over stacked parameters (K, ...), each member with its own
+    learning rate, step count and moments: for member k at its step t_k,
+
+        m ← β₁m + (1-β₁)g      v ← β₂v + (1-β₂)g²
+        θ ← θ - (lr_k / (1-β₁^t_k)) · m / (√v / √(1-β₂^t_k) + ε)
+
+    PyTorch's single-tensor Adam (no weight decay, no amsgrad), the same operations in the
+    same order, so a member's update is the one ``torch.optim.Adam`` makes for it alone.
+    :meth:`reset` gives one member fresh moments (a newly adopted model); :meth:`set_lr`
+    changes one member's rate (a mutation)."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float | Sequence[float],
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params]
+        K = self.params[0].shape[0]
+        self.lr = [float(lr)] * K if isinstance(lr, (int, float)) else [float(x) for x in lr]
+        if len(self.lr) != K:
+            raise ValueError(f"{len(self.lr)} learning rates for {K} members")
+        self.betas, self.eps = betas, eps
+        self.steps = [0] * K  # per member
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        """Drop every parameter's gradient (``set_to_none``)."""
+        for p in self.params:
+            p.grad = None
+
+    def set_lr(self, k: int, lr: float) -> None:
+        """Member k's learning rate."""
+        self.lr[k] = float(lr)
+
+    @torch.no_grad()
+    def reset(self, k: int, lr: float | None = None) -> None:
+        """Fresh Adam state for member k (moments 0, step 0), optionally a new rate."""
+        self.steps[k] = 0
+        for m, v in zip(self.exp_avg, self.exp_avg_sq):
+            m[k].zero_()
+            v[k].zero_()
+        if lr is not None:
+            self.lr[k] = float(lr)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One Adam step of every member from the parameters' gradients."""
+        b1, b2 = self.betas
+        self.steps = [t + 1 for t in self.steps]
+        # per member, python floats as torch computes them, then the parameters' dtype
+        sizes = [-(lr / (1 - b1 ** t)) for lr, t in zip(self.lr, self.steps)]
+        corr = [(1 - b2 ** t) ** 0.5 for t in self.steps]
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (len(sizes), *([1] * (p.dim() - 1)))
+            size = torch.tensor(sizes, dtype=p.dtype, device=p.device).view(shape)
+            c = torch.tensor(corr, dtype=p.dtype, device=p.device).view(shape)
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v.sqrt() / c).add_(self.eps)
+            p.add_(size * m / denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
+
+    def member_state(self, k: int, names: Sequence[str]) -> dict:
+        """Member k's state as ``torch.optim.Adam.state_dict()`` of a model whose parameters
+        are ``names`` in this order (one group, this member's rate)."""
+        state = {i: {"step": torch.tensor(float(self.steps[k])), "exp_avg": m[k].clone(),
+                     "exp_avg_sq": v[k].clone()}
+                 for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))} if self.steps[k] else {}
+        group = {"lr": self.lr[k], "betas": self.betas, "eps": self.eps, "weight_decay": 0,
+                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                 "differentiable": False, "fused": None, "decoupled_weight_decay": False,
+                 "params": list(range(len(names)))}
+        return {"state": state, "param_groups": [group]}
+
+    @torch.no_grad()
+    def load_member_state(self, k: int, opt: torch.optim.Optimizer) -> None:
+        """Member k's moments, step and rate from a single model's ``torch.optim.Adam``
+        (parameters in this optimizer's order)."""
+        params = [p for g in opt.param_groups for p in g["params"]]
+        self.lr[k] = float(opt.param_groups[0]["lr"])
+        steps = set()
+        for i, p in enumerate(params):
+            st = opt.state.get(p, {})
+            if st:
+                self.exp_avg[i][k].copy_(st["exp_avg"])
+                self.exp_avg_sq[i][k].copy_(st["exp_avg_sq"])
+                steps.add(int(st["step"]))
+            else:
+                self.exp_avg[i][k].zero_()
+                self.exp_avg_sq[i][k].zero_()
+        self.steps[k] = max(steps) if steps else 0
+
+
+# stacked parameter name -> Generator state-dict key
+G_NAMES = {"embedding": "embedding.weight", "w_ih": "lstm.weight_ih_l0", "w_hh": "lstm.weight_hh_l0",
+           "b_ih": "lstm.bias_ih_l0", "b_hh": "lstm.bias_hh_l0", "out_w": "out.weight", "out_b": "out.bias"}
+
+
+class StackedGenerator(nn.Module):
+    """K LSTM generators of one :class:`GeneratorConfig` as one model (module docstring)."""
+
+    def __init__(self, cfg: GeneratorConfig, members: Sequence[Weights]):
+        super().__init__()
+        self.cfg, self.k = cfg, len(members)
+        for name, t in stack_weights(members, G_NAMES).items():
+            setattr(self, name, nn.Parameter(t.clone()))
+
+    @classmethod
+    def from_generators(cls, gs: Sequence[Generator]) -> "StackedGenerator":
+        """The stack of generators ``gs`` (copies of their weights), on their device."""
+        return cls(gs[0].cfg, [g.state_dict() for g in gs])
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the parameters."""
+        return self.out_w.device
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """The stacked parameters by name."""
+        return {name: getattr(self, name) for name in G_NAMES}
+
+    def unstack(self) -> list[Weights]:
+        """Every member's state dict, with :class:`Generator`'s keys and shapes."""
+        return [self.member(k) for k in range(self.k)]
+
+    def member(self, k: int) -> Weights:
+        """Member k's state dict (copies)."""
+        return member_weights(self.params(), G_NAMES, k)
+
+    @torch.no_grad()
+    def load_member(self, k: int, sd: Weights) -> None:
+        """Member k's weights from a :class:`Generator` state dict."""
+        for name, key in G_NAMES.items():
+            getattr(self, name)[k].copy_(sd[key])
+
+    # -- one step at a time / teacher forcing ------------------------------------------
+    def init_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero LSTM state (h, c), each (K, n, H)."""
+        z = torch.zeros(self.k, n, self.cfg.hidden_dim, device=self.device)
+        return z, z.clone()
+
+    def _cell(self, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        z = torch.baddbmm(z, h, self.w_hh.transpose(1, 2))  # (K, B, 4H)
+        i, f, g, o = z.chunk(4, dim=2)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """One LSTM step from tokens x (K, B): (h, c, logits (K, B, V))."""
+        z = linear(embed(self.embedding, x), self.w_ih, self.b_ih + self.b_hh)  # (K, B, 4H)
+        h, c = self._cell(z, h, c)
+        return h, c, linear(h, self.out_w, self.out_b)
+
+    def inputs_for(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Inputs (K, B, T) for targets ``seqs`` (K, B, T): the start token, then y_1..y_{T-1}."""
+        start = torch.full_like(seqs[..., :1], self.cfg.start_token)
+        return torch.cat([start, seqs[..., :-1]], dim=2)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B, T, V) of each target given its prefix (teacher forcing)."""
+        x = self.inputs_for(seqs)
+        K, B, T = x.shape
+        zx = linear(embed(self.embedding, x), self.w_ih, self.b_ih + self.b_hh)  # (K, B, T, 4H)
+        h, c = self.init_state(B)
+        hs = []
+        for t in range(T):
+            h, c = self._cell(zx[:, :, t], h, c)
+            hs.append(h)
+        return linear(torch.stack(hs, 2), self.out_w, self.out_b)  # (K, B, T, V)
+
+    def log_probs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """log G_k(y_t | y_<t), (K, B, T)."""
+        logp = F.log_softmax(self.forward(seqs), dim=-1)
+        return logp.gather(3, seqs.unsqueeze(3)).squeeze(3)
+
+    def mle_loss(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Each member's mean per-token cross entropy on its batch ``seqs`` (K, B, T): (K,)."""
+        logits = self.forward(seqs)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), seqs.reshape(-1), reduction="none")
+        return ce.view(self.k, -1).mean(1)
+
+    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """REINFORCE losses (K,): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
+        sequences ``seqs`` (K, B, T) and action values ``q`` (K, B, T)."""
+        return -(self.log_probs(seqs) * q).sum(dim=(1, 2)) / seqs.shape[1]
+
+    @torch.no_grad()
+    def sample(self, n: int, generators: Generators | None = None, temperature: float = 1.0,
+               length: int | None = None) -> torch.Tensor:
+        """``n`` sequences per member (K, n, L); member k draws from ``generators[k]`` (None:
+        the global stream) exactly as :meth:`Generator.sample` does with it (one batch)."""
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        gens = list(generators) if generators is not None else [None] * self.k
+        L = length or self.cfg.seq_len
+        h, c = self.init_state(n)
+        x = torch.full((self.k, n), self.cfg.start_token, dtype=torch.long, device=self.device)
+        seq = torch.empty(self.k, n, L, dtype=torch.long, device=self.device)
+        for t in range(L):
+            h, c, logits = self.step(x, h, c)
+            x = sample_stacked(logits, temperature, gens)
+            seq[:, :, t] = x
+        return seq
+
+
+class StackedRollout:
+    """The rollout policies G_β of K members as one stacked copy (no grad) of a
+    :class:`StackedGenerator`: :class:`~seqgan.training.rollout.RolloutPolicy` per member,
+    member k's completions drawn from ``generators[k]`` in the single policy's order."""
+
+    def __init__(self, generator: StackedGenerator):
+        self.model = copy.deepcopy(generator)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, generator: StackedGenerator, update_rate: float) -> None:
+        """β_k ← ρ·β_k + (1-ρ)·θ_k for every member and parameter."""
+        for b, t in zip(self.model.parameters(), generator.parameters()):
+            b.mul_(update_rate).add_(t.detach(), alpha=1.0 - update_rate)
+
+    @torch.no_grad()
+    def completions(self, seqs: torch.Tensor, rollout_num: int, generators: Generators) -> torch.Tensor:
+        """Every member's Monte Carlo completions (K, (T-1)·N·B, T), prefix-major (row
+        ((t-1)·N + n)·B + b completes Y[:t] of row b), stepped in lockstep."""
+        g = self.model
+        K, B, T = seqs.shape
+        NB = rollout_num * B
+        x = g.inputs_for(seqs)
+        h, c = g.init_state(B)
+        hs, cs = [], []
+        for t in range(T - 1):  # states after consuming Y[:t], t = 1..T-1
+            h, c, _ = g.step(x[:, :, t], h, c)
+            hs.append(h)
+            cs.append(c)
+        H = h.shape[2]
+        h = torch.stack(hs, 1).unsqueeze(2).expand(K, T - 1, rollout_num, B, H).reshape(K, -1, H)
+        c = torch.stack(cs, 1).unsqueeze(2).expand(K, T - 1, rollout_num, B, H).reshape(K, -1, H)
+        out = seqs.repeat(1, rollout_num * (T - 1), 1)  # (K, R, T)
+        for s in range(1, T):
+            k = s * NB  # rows whose prefix is at most s long lead the layout
+            hk, ck, logits = g.step(out[:, :k, s - 1], h[:, :k], c[:, :k])
+            h[:, :k], c[:, :k] = hk, ck
+            out[:, :k, s] = sample_stacked(logits, 1.0, generators)
+        return out
+
+    @torch.no_grad()
+    def rewards(self, seqs: torch.Tensor, score, rollout_num: int, generators: Generators,
+                chunk: int = 32_768) -> torch.Tensor:
+        """Q (K, B, T) of every member's sequences (K, B, T) by ``score(tokens (K, M, T),
+        group_size) -> (K, M)`` (member k's tokens scored by member k's reward); Q[..., T-1]
+        = R(Y). ``chunk``: rows per member scored at once (whole groups of B)."""
+        K, B, T = seqs.shape
+        comps = self.completions(seqs, rollout_num, generators)
+        chunk = max(B, chunk // B * B)
+        scores = torch.cat([score(comps[:, s:s + chunk], B) for s in range(0, comps.shape[1], chunk)], 1)
+        q = scores.view(K, T - 1, rollout_num, B).mean(2).transpose(1, 2)  # (K, B, T-1)
+        return torch.cat([q, score(seqs, B).unsqueeze(2)], dim=2)
+
+
+def mle_update(G: StackedGenerator, opt: StackedAdam, batch: torch.Tensor, grad_clip: float) -> torch.Tensor:
+    """One MLE step of every member on its batch (K, B, T) (as :func:`~seqgan.training.mle.mle_epoch`
+    takes one): the losses (K,) detached."""
+    G.train()
+    loss = G.mle_loss(batch)
+    opt.zero_grad()
+    loss.sum().backward()
+    clip_grad_norm_per_member(G.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
+
+
+def pg_update(G: StackedGenerator, opt: StackedAdam, seqs: torch.Tensor, q: torch.Tensor,
+              grad_clip: float) -> torch.Tensor:
+    """One REINFORCE step of every member on its sequences (K, B, T) and action values
+    (K, B, T) (the tail of :func:`~seqgan.training.adversarial.pg_step`): the losses (K,)."""
+    G.train()
+    loss = G.pg_loss(seqs, q)
+    opt.zero_grad()
+    loss.sum().backward()
+    clip_grad_norm_per_member(G.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
