@@ -196,3 +196,38 @@ def test_policy_gradient_steps_equal_each_member_trained_alone():
         for key, want in st.rollout.model.state_dict().items():
             torch.testing.assert_close(roll.model.member(k)[key], want, **TOL)
     assert_members_equal(S, gs)
+
+
+@pytest.mark.gpu
+def test_on_cuda_members_equal_themselves_alone_to_float_tolerance():
+    """MLE and D steps and sampling of a stacked population on the GPU (fused D, CUDA
+    generators per member) against each member alone on the same device."""
+    dev = torch.device("cuda")
+    gs = [g.to(dev) for g in generators()]
+    ds = [d.to(dev) for d in discriminators("bce", "fused")]
+    S, SD = StackedGenerator.from_generators(gs), StackedDiscriminator.from_discriminators(ds)
+    sopt, dopt = StackedAdam(S.parameters(), LRS), StackedAdam(SD.parameters(), LRS)
+    opts = [torch.optim.Adam(g.parameters(), lr=lr) for g, lr in zip(gs, LRS)]
+    torch.manual_seed(1)
+    batch = torch.randint(V, (K, 32, T), device=dev)
+    for _ in range(3):
+        got = mle_update(S, sopt, batch, 5.0)
+        for k, (g, opt) in enumerate(zip(gs, opts)):
+            loss = F.cross_entropy(g(batch[k]).reshape(-1, V), batch[k].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(g.parameters(), 5.0)
+            opt.step()
+            torch.testing.assert_close(got[k], loss.detach(), rtol=1e-3, atol=1e-4)
+    assert_members_equal(S, gs, rtol=1e-3, atol=1e-4)
+    seqs = S.sample(16, [torch.Generator(device=dev).manual_seed(k) for k in range(K)])
+    for k, g in enumerate(gs):
+        assert (seqs[k] == g.sample(16, generator=torch.Generator(device=dev).manual_seed(k))).float().mean() > 0.95
+    gens = [torch.Generator(device=dev).manual_seed(30 + k) for k in range(K)]
+    got = d_epoch(SD, dopt, batch, batch.flip(2), 16, gens)
+    for k, d in enumerate(ds):
+        trainer = DiscriminatorTrainer(d, LRS[k], 16, cuda_graph=False)
+        torch.cuda.manual_seed(30 + k)
+        want = trainer.train_epochs(batch[k], batch[k].flip(1), 1)
+        assert got["d_loss"][k].item() == pytest.approx(want["d_loss"], rel=1e-3)
+    assert_members_equal(SD, ds, rtol=1e-3, atol=1e-4)

@@ -155,8 +155,8 @@ class StackedAdam:
             c = torch.tensor(corr, dtype=p.dtype, device=p.device).view(shape)
             m.lerp_(p.grad, 1 - b1)
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            denom = (v.sqrt() / c).add_(self.eps)
-            p.add_(size * m / denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
+            denom = v.sqrt().div_(c).add_(self.eps)
+            p.addcdiv_(m * size, denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
 
     def member_state(self, k: int, names: Sequence[str]) -> dict:
         """Member k's state as ``torch.optim.Adam.state_dict()`` of a model whose parameters
