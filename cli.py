@@ -18,6 +18,7 @@ from seqgan.errors import UserError
 
 DEFAULT_MAIN_DATA = "music21:essen"
 DEFAULT_MAIN_RUN = "runs/folk"
+MAIN_BARS = 8  # the length of the tunes `seqgan run` writes
 DEVICE_HELP = "cpu, cuda or cuda:N [default: cuda if available]."
 
 
@@ -173,17 +174,19 @@ def length_options(f):
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (same seed, same samples).")
 @click.option("--out", default=None, help="Write the samples to FILE instead of printing them.")
 @click.option("--mle", is_flag=True, help="Sample the generator as MLE pretraining left it.")
+@click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
+              "selected one (--select data-close).")
 @length_options
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
-def sample(run_dir, n, temperature, seed, out, mle, length, bars, device):
+def sample(run_dir, n, temperature, seed, out, mle, final, length, bars, device):
     """Sample sequences from RUN's generator: decoded text, note names, or token ids."""
     from seqgan.api import open_run
     from seqgan.files import atomic_write_bytes
     from seqgan.knobs import check_seed
 
     check_seed(seed)
-    lines = open_run(run_dir, log=log).sample(n, temperature, seed, mle, device, length, bars)
+    lines = open_run(run_dir, log=log).sample(n, temperature, seed, mle, device, length, bars, final)
     text = "\n".join(lines) + "\n"
     if out:
         atomic_write_bytes(out, text.encode("utf-8"))
@@ -210,10 +213,12 @@ def _find_run_for(path: Path):
 @click.option("--run", "run_dir", default=None, help="The run a SAMPLES_FILE came from (its vocabulary).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mle", is_flag=True, help="Export the MLE generator's samples.")
+@click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
+              "selected one (--select data-close).")
 @length_options
 @click.option("--device", default=None)
 @friendly
-def export_midi(source, out, n, tempo, program, run_dir, seed, mle, length, bars, device):
+def export_midi(source, out, n, tempo, program, run_dir, seed, mle, final, length, bars, device):
     """Write one .mid per sample and a piano-roll PNG of them."""
     from seqgan.api import check_midi_options, open_run
     from seqgan.knobs import check_seed
@@ -229,7 +234,8 @@ def export_midi(source, out, n, tempo, program, run_dir, seed, mle, length, bars
         tokens = run.encode_samples(src)
     else:
         raise UserError(f"{source}: no such run or samples file")
-    paths = run.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens, length=length, bars=bars)
+    paths = run.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens, length=length,
+                            bars=bars, final=final)
     click.echo(f"wrote {len(paths)} MIDI files and {Path(out) / 'piano_roll.png'} to {out}")
 
 
@@ -257,13 +263,17 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 @click.option("--sample-size", type=int, default=None, help="Score only the first K samples (to compare "
               "with tools that score 200 or 500).")
 @click.option("--references", default=None, help="Reference file for BLEU (one sentence a line).")
-@click.option("--compare", is_flag=True, help="Rows for the training data, the MLE and the final generator.")
+@click.option("--compare", is_flag=True, help="Rows for the training data and the MLE, selected (where "
+              "the run keeps one) and final generators.")
 @click.option("--mle", is_flag=True, help="Evaluate the MLE generator instead of the latest.")
+@click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
+              "selected one (--select data-close).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed of the evaluated samples.")
 @click.option("--json", "json_out", default=None, help="Also write the results as JSON to FILE.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
-def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, seed, json_out, device):
+def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, final, seed, json_out,
+             device):
     """Measure RUN's generator: NLL-oracle, NLL-test, BLEU, self-BLEU, music metrics."""
     from seqgan.api import open_run
     from seqgan.files import atomic_write_json
@@ -273,7 +283,7 @@ def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, see
     if json_out and Path(json_out).is_dir():
         raise UserError(f"--json {json_out!r} is a folder; give a file name")
     run = open_run(run_dir, log=log)
-    got = run.evaluate(metric_spec, n, sample_size, references, compare, mle, seed, device)
+    got = run.evaluate(metric_spec, n, sample_size, references, compare, mle, seed, device, final)
     rows = got if compare else {"MLE generator" if mle else "generator": got}
     cfg, versions = run.config, run.dir.meta.get("versions", {})
     n = n if n is not None else cfg.train.eval_samples
@@ -334,7 +344,8 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
         done = run.train(device=device, objective=objective, lambda_=lambda_)
         if "already_trained" in done:
             click.echo(done["already_trained"])
-        samples = run.sample_tokens(16, 1.0, 0, False, device)
+        bars = MAIN_BARS if run.kind == "music" else None  # whole tunes, not training windows
+        samples = run.sample_tokens(16, 1.0, 0, False, device, bars=bars)
         lines = run.decode(samples)
         atomic_write_bytes(run.path / "samples" / "samples.txt", ("\n".join(lines) + "\n").encode())
         if run.kind == "music":

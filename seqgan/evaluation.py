@@ -18,14 +18,41 @@ from seqgan.metrics.registry import EvalContext, compute, default_metrics
 from seqgan.models.generator import Generator
 from seqgan.runs.rundir import RunDir
 from seqgan.training.persist import load_weights
+from seqgan.training.selection import SELECTED_FILE
 from seqgan.training.state import resolve_device
+
+
+def which_of(mle: bool, final: bool) -> str:
+    """The generator a reader asked for: ``mle``, ``latest`` (``--final``) or ``default``."""
+    if mle and final:
+        raise UserError("--mle and --final name different generators; give one of them")
+    return "mle" if mle else "latest" if final else "default"
+
+
+def resolve_which(run: RunDir, which: str) -> str:
+    """``"default"`` as the generator a reader uses: ``"selected"`` for a run whose rule
+    (``--select``) keeps one and has written it, else ``"latest"``; other names unchanged."""
+    if which != "default":
+        return which
+    keeps = run.config.train.select != "final" and (run.path / SELECTED_FILE).is_file()
+    return "selected" if keeps else "latest"
 
 
 def load_generator(run: RunDir, which: str = "latest", device: Any = None,
                    warn: Callable[[str], Any] = print) -> Generator:
-    """The generator of ``run`` as MLE pretraining left it (``which="mle"``) or as its
-    latest checkpoint holds it (``"latest"``), in eval mode on ``device``."""
+    """The generator of ``run`` as MLE pretraining left it (``which="mle"``), as its
+    latest checkpoint holds it (``"latest"``), as the selection rule kept it
+    (``"selected"``, :mod:`seqgan.training.selection`) or the reader's default
+    (``"default"``, see :func:`resolve_which`), in eval mode on ``device``."""
     dev = resolve_device(device)
+    which = resolve_which(run, which)
+    if which == "selected":
+        path = run.path / SELECTED_FILE
+        if not path.is_file():
+            raise UserError(f"{run.path} has no selected generator (its rule is --select "
+                            f"{run.config.train.select}); use the final one")
+        g = Generator(run.config.generator)
+        return load_weights(g, run.load_run_tensors(path.name), path, "this run's generator").to(dev).eval()
     if which != "mle":
         mixture = load_mixture(run, dev, warn)
         if mixture is not None:
@@ -102,11 +129,14 @@ def evaluation_table(run: RunDir, names: list[str], n: int, seed: int = 0, which
                      compare: bool = False, sample_size: int | None = None,
                      warn: Callable[[str], Any] = print) -> dict[str, dict[str, float]]:
     """Rows {label: {metric: value}} for the generator(s) of ``run`` (and, with
-    ``compare``, the training data and both the MLE and the final generator)."""
+    ``compare``, the training data, the MLE, the selected (where the run keeps one) and
+    the final generator)."""
     data = run.data()
     rows = {}
-    gens = ([("MLE generator", "mle"), ("final generator", "latest")] if compare
-            else [("MLE generator" if which == "mle" else "generator", which)])
+    gens = [("MLE generator" if which == "mle" else "generator", which)]
+    if compare:
+        selected = [("selected generator", "selected")] if resolve_which(run, "default") == "selected" else []
+        gens = [("MLE generator", "mle"), *selected, ("final generator", "latest")]
     if compare:
         ref = data["train"]
         if sample_size:

@@ -18,7 +18,7 @@ from seqgan.datasets.text import read_sentences, tokenize
 from seqgan.errors import UserError
 from seqgan.evolve.coevolve import Coevolution, population_store
 from seqgan.evolve.grid import Torus
-from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from
+from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from, which_of
 from seqgan.metrics.registry import parse_metrics
 from seqgan.objectives import get_objective
 from seqgan.report.plots import plot_runs
@@ -260,13 +260,13 @@ class Run:
 
     # -- reading --------------------------------------------------------------------------
     def sample_tokens(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
-                      device: Any = None, length: int | None = None, bars: int | None = None
-                      ) -> torch.Tensor:
+                      device: Any = None, length: int | None = None, bars: int | None = None,
+                      final: bool = False) -> torch.Tensor:
         """``n`` sampled sequences (n, L) as token ids, on the CPU; the same seed gives the
         same samples. L is the training length T, or ``length`` tokens, or (music) ``bars``
         bars; past T the generator keeps its state, and the first T tokens are the ordinary
-        sample of the same seed."""
-        g = load_generator(self.dir, "mle" if mle else "latest", device, warn=self.log)
+        sample of the same seed. By default the generator the run's ``--select`` kept."""
+        g = load_generator(self.dir, which_of(mle, final), device, warn=self.log)
         return sample_from(g, n, temperature, seed, self.length_of(length, bars)).cpu()
 
     def length_of(self, length: int | None, bars: int | None) -> int | None:
@@ -282,9 +282,10 @@ class Run:
         return bars * int(self.vocab.meta.get("steps_per_bar") or 4 * self.vocab.meta.get("steps_per_quarter", 4))
 
     def sample(self, n: int = 10, temperature: float = 1.0, seed: int = 0, mle: bool = False,
-               device: Any = None, length: int | None = None, bars: int | None = None) -> list[str]:
+               device: Any = None, length: int | None = None, bars: int | None = None,
+               final: bool = False) -> list[str]:
         """``n`` samples decoded: sentences (text), note names (music) or ids (oracle)."""
-        return self.decode(self.sample_tokens(n, temperature, seed, mle, device, length, bars))
+        return self.decode(self.sample_tokens(n, temperature, seed, mle, device, length, bars, final))
 
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Printable lines for sequences (N, T) of this run: words, note names or ids."""
@@ -293,14 +294,14 @@ class Run:
     def export_midi(self, out: str | Path, n: int = 16, tempo: float = 120.0, program: int = 0,
                     seed: int = 0, mle: bool = False, device: Any = None,
                     tokens: torch.Tensor | None = None, length: int | None = None,
-                    bars: int | None = None) -> list[Path]:
+                    bars: int | None = None, final: bool = False) -> list[Path]:
         """One .mid per sample (``tokens``, or ``n`` fresh samples of ``length`` tokens or
         ``bars`` bars) and ``piano_roll.png`` in the folder ``out``; the MIDI paths."""
         check_midi_options(tempo, program)
         if self.kind != "music":
             raise UserError(f"{self.path} holds {KIND_WORDS[self.kind]}; export-midi needs a music run")
         if tokens is None:
-            tokens = self.sample_tokens(n, 1.0, seed, mle, device, length, bars)
+            tokens = self.sample_tokens(n, 1.0, seed, mle, device, length, bars, final)
         outdir = Path(out)
         paths = export_samples(self.vocab, tokens, outdir, tempo=tempo, program=program)
         piano_roll_png(self.vocab, tokens, outdir / "piano_roll.png")
@@ -337,10 +338,12 @@ class Run:
 
     def evaluate(self, metrics: Sequence[str] | str | None = None, n: int | None = None,
                  sample_size: int | None = None, references: str | Path | None = None,
-                 compare: bool = False, mle: bool = False, seed: int = 0, device: Any = None
-                 ) -> dict[str, Any]:
+                 compare: bool = False, mle: bool = False, seed: int = 0, device: Any = None,
+                 final: bool = False) -> dict[str, Any]:
         """Measure the generator (``seqgan evaluate``): ``{metric: value}``, or with
-        ``compare`` ``{row: {metric: value}}`` for the training data, MLE and final."""
+        ``compare`` ``{row: {metric: value}}`` for the training data and the MLE, selected
+        (where the run keeps one) and final generators; ``final`` measures the final
+        generator where the run would use its selected one."""
         names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics)) if metrics \
             else self.default_metrics(references is not None)
         n = n if n is not None else self.config.train.eval_samples
@@ -354,7 +357,7 @@ class Run:
                 raise UserError(f"--references holds sentences; {self.path} holds {KIND_WORDS[self.kind]}")
             if "bleu" not in names:
                 self.log("note: --references is used only by the bleu metric, which was not asked for")
-        rows = evaluation_table(self.dir, names, n, seed, "mle" if mle else "latest", device, refs,
+        rows = evaluation_table(self.dir, names, n, seed, which_of(mle, final), device, refs,
                                 compare, sample_size, warn=self.log)
         return rows if compare else next(iter(rows.values()))
 

@@ -55,6 +55,14 @@ class TrainConfig:
                                flag="eval-every")
     checkpoint_every: int = knob(1, "Checkpoint every K adversarial epochs / D rounds.", lo=1,
                                  command="train")
+    # which adversarial generator readers use (seqgan.training.selection)
+    select: str = knob("final", "Music: the generator that sample/evaluate/export-midi use: final, or "
+                       "data-close (the evaluated epoch with the best objective among those whose "
+                       "notes per bar, pitch-class entropy and diversity are within "
+                       "--select-tolerance of the data's).", choices=("final", "data-close"),
+                       command="train")
+    select_tolerance: float = knob(0.1, "data-close: the relative distance from the data's values "
+                                   "allowed (0.1 = 10 %).", lo=0.0, lo_open=True, command="train")
     # reward R(Y) = λ·D(Y) + (1-λ)·O(Y)·w(Y)
     lambda_: float = knob(1.0, "Reward weight λ in [0, 1]: 1 = SeqGAN, 0 = objective only.",
                           lo=0.0, hi=1.0, command=("train", "coevolve"), flag="lambda")

@@ -43,7 +43,8 @@ from seqgan.runs.metrics_log import MetricsLog, set_aside
 from seqgan.version import __version__
 
 # what a run that starts again from scratch moves aside (never deletes)
-HISTORY = ("metrics.jsonl", "generator-mle.safetensors", "samples", "results.json")
+HISTORY = ("metrics.jsonl", "generator-mle.safetensors", "generator-selected.safetensors", "samples",
+           "results.json")
 
 
 def versions() -> dict[str, str]:

@@ -32,6 +32,7 @@ from seqgan.training.baselines import get_baseline
 from seqgan.training.d_training import d_round
 from seqgan.training.mle import mle_epoch
 from seqgan.training.persist import restore_state, state_files
+from seqgan.training.selection import Selector
 from seqgan.training.state import PHASE_WORDS, TrainingState, resolve_device
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -69,6 +70,7 @@ class RunTrainer:
         oracle = run.oracle()
         self.oracle = oracle.to(self.dev) if oracle is not None else None
         self.st = TrainingState.build(self.cfg, self.dev, log=log)
+        self.selector = Selector(run, self.train_data, log, allow_import)  # music metrics, --select
 
     @property
     def tc(self):
@@ -125,6 +127,7 @@ class RunTrainer:
             out["nll_oracle"] = self.oracle.nll(samples)
         if self.test_data is not None and len(self.test_data):
             out["nll_test"] = G.nll(self.test_data)
+        out.update(self.selector.metrics(G, self._eval_generator()))  # music: style, objective
         G.train()
         return out
 
@@ -132,6 +135,10 @@ class RunTrainer:
         rec = {"phase": phase, "epoch": epoch, "seconds": round(self.state["seconds"], 3),
                # JSON has no NaN: a metric that could not be computed is null
                "metrics": {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}}
+        if phase == "adversarial":  # --select data-close: keep the generator of the chosen epoch
+            chosen = self.selector.update(epoch, rec["metrics"], self.run.metrics.read(), self.st.G)
+            if chosen is not None:
+                rec["selected"] = chosen
         self.run.metrics.append(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "(nothing to measure: no test set)"
         if self.progress is False:

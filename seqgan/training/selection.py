@@ -1,0 +1,208 @@
+"""Which adversarial generator a run keeps: the checkpoint-selection rule (``--select``).
+
+Adversarial training can meet its objective by degenerating — ORGAN's ``ratio_of_steps``
+rises when a melody plays fewer notes, so a generator may end up holding long notes. A
+run with ``select = "data-close"`` therefore keeps, besides its final generator, the
+generator of the adversarial evaluation epoch with the best objective among those whose
+style stays close to the data's:
+
+    within(e)  ⇔  |x_m(e) - x_m(data)| ≤ tol · x_m(data)  for every m in SELECT_METRICS
+    selected   =  argmax_{e : within(e)} O(e)        (the earliest on a tie)
+
+with ``x_m`` the music metrics of the evaluation samples (notes per bar, pitch-class
+entropy, diversity; :mod:`seqgan.metrics.music`), ``O`` the mean of the run's objective
+(without the duplicate penalty; a run without an objective ranks by closeness alone),
+``tol = select_tolerance`` (0.1: within 10 %). When no evaluated epoch is within, the one
+closest to the data, ``argmin_e max_m |x_m(e) - x_m(data)| / x_m(data)``, is kept and the
+log and metrics say so (``"within": false``). The data's values come from
+``eval_samples`` training windows drawn with a generator seeded by the run's seed, so they
+are the same on every resume.
+
+The choice is a function of the metrics log alone (whose records a resume truncates to
+the restored checkpoint), so nothing is added to the checkpoint and training randomness is
+untouched: evaluation samples from its own seeded generator. The kept weights are written
+atomically to ``generator-selected.safetensors`` (metadata: epoch, within, objective) when
+an evaluation becomes the choice; each adversarial record of such a run carries
+``"selected": {"epoch", "within"}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from seqgan.errors import UserError
+from seqgan.files import atomic_save_tensors
+from seqgan.metrics.music import diversity, notes_per_bar, pitch_class_entropy
+from seqgan.objectives import get_objective
+
+SELECTED_FILE = "generator-selected.safetensors"
+SELECT_METRICS = ("notes_per_bar", "pitch_class_entropy", "diversity")
+
+
+def style_metrics(tokens: torch.Tensor, vocab: Any, seed: int = 0) -> dict[str, float]:
+    """Notes per bar, pitch-class entropy (bits) and diversity (mean pairwise edit distance
+    / T, at most 20,000 pairs drawn with ``seed``) of music ``tokens`` (N, T)."""
+    return {"notes_per_bar": notes_per_bar(tokens, vocab) if tokens.numel() else 0.0,
+            "pitch_class_entropy": pitch_class_entropy(tokens, vocab),
+            "diversity": diversity(tokens, seed=seed)}
+
+
+def objective_fn(name: str | None, allow_import: bool = False) -> Callable | None:
+    """The objective ``name`` as a function, or None without one (or one that cannot be
+    loaded here: a plug-in module not allowed to import is left out of the metrics)."""
+    if not name:
+        return None
+    try:
+        return get_objective(name, allow_import=allow_import)
+    except UserError:
+        return None
+
+
+def music_eval(tokens: torch.Tensor, vocab: Any, objective: str | None, fn: Callable | None
+               ) -> dict[str, float]:
+    """What an evaluation of a music run records: :func:`style_metrics` and the mean of the
+    run's objective under its own name."""
+    out = style_metrics(tokens, vocab)
+    if fn is not None and objective:
+        out[objective] = float(fn(tokens, vocab).float().mean())
+    return out
+
+
+def data_reference(train: torch.Tensor, vocab: Any, n: int, seed: int) -> dict[str, float]:
+    """:func:`style_metrics` of ``n`` training windows (N, T) drawn without replacement by a
+    CPU generator seeded with ``seed`` (all of them when there are fewer)."""
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return style_metrics(train[idx.to(train.device)], vocab)
+
+
+def gaps(values: dict[str, Any], reference: dict[str, float]) -> float | None:
+    """``max_m |x_m - ref_m| / ref_m`` over SELECT_METRICS; None if a value is missing."""
+    out = 0.0
+    for m in SELECT_METRICS:
+        v, r = values.get(m), reference[m]
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return None
+        out = max(out, abs(v - r) / r if r else (0.0 if v == r else float("inf")))
+    return out
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The selected epoch, whether it is within the tolerance, its objective and gap."""
+
+    epoch: int
+    within: bool
+    objective: float | None
+    gap: float
+
+
+def choose(records: Sequence[dict], reference: dict[str, float], objective: str | None,
+           tol: float) -> Choice | None:
+    """The rule of the module docstring over the adversarial ``records`` of a metrics log
+    (records without the style metrics are skipped); None when none can be judged."""
+    best: Choice | None = None
+    for r in records:
+        if r.get("phase") != "adversarial" or not isinstance(r.get("epoch"), int):
+            continue
+        m = r.get("metrics") or {}
+        g = gaps(m, reference)
+        if g is None:
+            continue
+        o = m.get(objective) if objective else None
+        o = float(o) if isinstance(o, (int, float)) and not isinstance(o, bool) else None
+        c = Choice(r["epoch"], g <= tol, o, g)
+        if best is None or _better(c, best):
+            best = c
+    return best
+
+
+def _better(c: Choice, best: Choice) -> bool:
+    if c.within != best.within:
+        return c.within
+    if c.within and c.objective is not None and best.objective is not None:
+        return c.objective > best.objective
+    return c.gap < best.gap
+
+
+class Selector:
+    """Applies a run's rule during training (see the module docstring).
+
+    ``metrics(G, rng)`` is what an evaluation of a music run records; ``update(epoch,
+    metrics, records, G)`` is called at each adversarial evaluation before its record is
+    appended and returns the record's ``"selected"`` entry (None for the rule ``final``).
+    """
+
+    def __init__(self, run: Any, train: torch.Tensor, log: Callable[[str], Any] = print,
+                 allow_import: bool = False):
+        self.run, self.train, self.log = run, train, log
+        self.music = run.vocab.kind == "music"
+        self.fn = objective_fn(self.tc.objective, allow_import) if self.music else None
+        self._reference: dict[str, float] | None = None
+        self._announced = False
+
+    @property
+    def tc(self) -> Any:
+        """The run's training config (read each time: a resume may have changed it)."""
+        return self.run.config.train
+
+    @property
+    def active(self) -> bool:
+        """Whether the run keeps a selected generator (a music run whose rule is not ``final``)."""
+        return self.music and self.tc.select != "final"
+
+    @property
+    def reference(self) -> dict[str, float]:
+        """The data's values of the style metrics (computed once)."""
+        if self._reference is None:
+            self._reference = data_reference(self.train, self.run.vocab, self.tc.eval_samples,
+                                             self.tc.seed)
+        return self._reference
+
+    def metrics(self, G: Any, rng: torch.Generator) -> dict[str, float]:
+        """The style metrics and the objective of ``eval_samples`` samples of ``G`` drawn with
+        ``rng`` (nothing for a run that is not music)."""
+        if not self.music:
+            return {}
+        samples = G.sample(self.tc.eval_samples, generator=rng)  # (N, T)
+        return music_eval(samples, self.run.vocab, self.tc.objective, self.fn)
+
+    def update(self, epoch: int, metrics: dict[str, float], records: Sequence[dict], G: Any
+               ) -> dict[str, Any] | None:
+        """Choose among the earlier adversarial ``records`` and this epoch's ``metrics``;
+        write G as the selected generator when this epoch is the choice."""
+        if not self.active:
+            return None
+        ref = self.reference
+        if not self._announced:
+            self._announced = True
+            self.log("select: the data's " + ", ".join(f"{k} {v:.3f}" for k, v in ref.items())
+                     + f"; keeping the best {self.tc.objective or 'closest'} epoch within "
+                     f"{self.tc.select_tolerance:.0%} of them")
+        now = {"phase": "adversarial", "epoch": epoch, "metrics": metrics}
+        c = choose([*records, now], ref, self.tc.objective, self.tc.select_tolerance)
+        if c is None:
+            return None
+        if c.epoch == epoch:
+            meta = {"epoch": str(epoch), "within": str(c.within).lower(), "rule": self.tc.select,
+                    "objective": "" if c.objective is None else repr(c.objective)}
+            atomic_save_tensors(self.run.path / SELECTED_FILE, G.state_dict(), metadata=meta)
+            if not c.within:
+                self.log(f"select: no evaluated epoch is within {self.tc.select_tolerance:.0%} of the "
+                         f"data yet; keeping the closest, epoch {epoch} (off by {c.gap:.0%})")
+        return {"epoch": c.epoch, "within": c.within}
+
+
+def selected_info(path: Any) -> dict[str, str] | None:
+    """The metadata of a run's selected generator (epoch, within, rule, objective), or None."""
+    from safetensors import safe_open
+
+    p = path / SELECTED_FILE
+    if not p.is_file():
+        return None
+    try:
+        with safe_open(str(p), "pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # a damaged file is reported when its weights are loaded
+        return None
