@@ -262,7 +262,12 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 @click.option("-n", "n", type=int, default=None, help="Samples to draw [default: eval samples of the run].")
 @click.option("--sample-size", type=int, default=None, help="Score only the first K samples (to compare "
               "with tools that score 200 or 500).")
-@click.option("--references", default=None, help="Reference file for BLEU (one sentence a line).")
+@click.option("--references", default=None, help="Reference file for BLEU, one sentence a line, scored "
+              "untruncated [default: the run's test set, cut to T-1 words].")
+@click.option("--bleu-mode", type=click.Choice(["nltk", "texygen", "texygen-fast"]), default="nltk",
+              show_default=True, help="nltk: blank reference lines skipped, tokens as the run's data. "
+              "texygen: Texygen's Bleu.py, every line a reference, blank lines kept as empty references, "
+              "nltk word_tokenize. texygen-fast: its first 500 lines (Texygen's default).")
 @click.option("--compare", is_flag=True, help="Rows for the training data and the MLE, selected (where "
               "the run keeps one) and final generators.")
 @click.option("--mle", is_flag=True, help="Evaluate the MLE generator instead of the latest.")
@@ -272,8 +277,8 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 @click.option("--json", "json_out", default=None, help="Also write the results as JSON to FILE.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
-def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, final, seed, json_out,
-             device):
+def evaluate(run_dir, metric_spec, n, sample_size, references, bleu_mode, compare, mle, final, seed,
+             json_out, device):
     """Measure RUN's generator: NLL-oracle, NLL-test, BLEU, self-BLEU, music metrics."""
     from seqgan.api import open_run
     from seqgan.files import atomic_write_json
@@ -283,7 +288,8 @@ def evaluate(run_dir, metric_spec, n, sample_size, references, compare, mle, fin
     if json_out and Path(json_out).is_dir():
         raise UserError(f"--json {json_out!r} is a folder; give a file name")
     run = open_run(run_dir, log=log)
-    got = run.evaluate(metric_spec, n, sample_size, references, compare, mle, seed, device, final)
+    got = run.evaluate(metric_spec, n, sample_size, references, compare, mle, seed, device, final,
+                       bleu_mode=bleu_mode)
     rows = got if compare else {"MLE generator" if mle else "generator": got}
     cfg, versions = run.config, run.dir.meta.get("versions", {})
     n = n if n is not None else cfg.train.eval_samples

@@ -78,6 +78,12 @@ workers             parsing processes, an integer in 1..256 (default: up to 8 fo
                     :mod:`seqgan.datasets.music_workers`), so a script that loads music
                     keeps its top level under ``if __name__ == "__main__":``
 progress            show a progress bar on long loads (default ``true``; only on a terminal)
+parser              how ABC is read: ``"music21"`` (default, the music as written) or
+                    ``"organ"``, a compatibility mode that reads tunes the way ORGAN's
+                    music scripts did (lines starting with a chord symbol skipped, chord
+                    letters taken as notes, accidentals and the last tune lost; the notes
+                    ORGAN's metrics see, as natural notes), so that its numbers can be put
+                    beside ORGAN's (:mod:`seqgan.datasets.music_organ`); ABC files only
 ==================  ======================================================================
 """
 from __future__ import annotations

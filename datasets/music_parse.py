@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from seqgan.datasets.music_cache import cache_key, cache_path, default_cache_dir, load_tuneset, save_tuneset
-from seqgan.datasets.music_readers import TuneSet, source_items
+from seqgan.datasets.music_readers import PARSERS, TuneSet, source_items
 from seqgan.datasets.music_workers import parse_all
 from seqgan.datasets.options import (boolean, check_options, choice, either, int_pair, integer, number,
                                      string)
@@ -31,6 +31,7 @@ OPTIONS = {
     "steps_per_quarter": 4, "window": 32, "stride": None, "min_notes": 1, "transpose": "c",
     "key": "auto", "pitch_range": None, "max_tunes": None, "test_fraction": 0.05,
     "instrument": None, "cache": True, "cache_dir": None, "workers": None, "progress": True,
+    "parser": "music21",
 }
 TRANSPOSE = ("c", "none", "augment")
 KEY_MODES = ("auto", "signature", "tonic", "estimate")
@@ -51,7 +52,7 @@ def _option_checks() -> dict[str, Any]:
         "test_fraction": number(0, 1, hi_open=True),
         "instrument": either(integer(0), string(), null=True), "cache": boolean(),
         "cache_dir": string(null=True), "workers": integer(1, MAX_WORKERS, null=True),
-        "progress": boolean(),
+        "progress": boolean(), "parser": choice(PARSERS),
     }
 
 
@@ -76,7 +77,7 @@ def parse_tunes(source: str, arg: str, options: dict[str, Any] | None = None) ->
     """
     opts = _options(options)
     spq = opts["steps_per_quarter"]
-    items, content_id = source_items(source, arg)
+    items, content_id = source_items(source, arg, opts["parser"])
     _check_instrument(opts["instrument"], items, source, arg)
     n_all = len(items)
     max_tunes = opts["max_tunes"]

@@ -2,7 +2,8 @@
 
 This module owns reading: what a parsed tune is (:class:`TuneSet`, the grid codes
 ``G_REST`` / ``G_HOLD``, ``PARSER_VERSION``), the readers (ABC with music21's tokenizer,
-no streams; MIDI with pretty_midi; MusicXML with music21), the quantisation of notes to a
+no streams; MIDI with pretty_midi; MusicXML with music21; ABC as ORGAN's code read it with
+``parser="organ"``, :mod:`seqgan.datasets.music_organ`), the quantisation of notes to a
 grid, :func:`parse_item` (one item → grid and metadata) and :func:`source_items` (a source
 → its items and what identifies its content for the cache). How a melody is picked out of
 each format is described in :mod:`seqgan.datasets.music`.
@@ -26,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from seqgan.datasets.music_organ import organ_items, organ_notes
 from seqgan.errors import UserError
 
 # grid codes inside a parsed tune (int16): >= 0 a note onset of that MIDI pitch
@@ -39,6 +41,7 @@ MIDI_SUFFIXES = {".mid", ".midi"}
 XML_SUFFIXES = {".xml", ".musicxml", ".mxl"}
 ABC_SUFFIXES = {".abc"}
 MUSIC21_CORPORA = {"essen": "essenFolksong", "oneills": "oneills1850", "bach": "bach"}
+PARSERS = ("music21", "organ")  # how ABC is read: music21's tokenizer, or ORGAN's scanner
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,14 +289,17 @@ def _xml_notes(path: Path, instrument: Any) -> tuple[list, dict[str, Any]]:
 def parse_item(item: tuple[str, str, str], spq: int, instrument: Any) -> tuple:
     """Parse one unit of work → ``(name, grid as list | None, meta, error | None)``.
 
-    ``item`` is ``(kind, name, payload)``: kind ``abc`` (payload = tune text), ``midi`` or
-    ``xml`` (payload = path). Module-level so that worker processes can run it; it returns
-    plain lists and dicts only.
+    ``item`` is ``(kind, name, payload)``: kind ``abc`` (payload = tune text), ``organ``
+    (payload = ORGAN's tokens of a tune, :func:`~seqgan.datasets.music_organ.organ_items`),
+    ``midi`` or ``xml`` (payload = path). Module-level so that worker processes can run it;
+    it returns plain lists and dicts only.
     """
     kind, name, payload = item
     try:
         if kind == "abc":
             notes, meta = _abc_notes(payload)
+        elif kind == "organ":
+            notes, meta = organ_notes(payload)
         elif kind == "midi":
             notes, meta = _midi_notes(Path(payload), instrument)
         else:
@@ -314,13 +320,25 @@ def parse_item(item: tuple[str, str, str], spq: int, instrument: Any) -> tuple:
 # ---------------------------------------------------------------------------------------
 # sources → units of work
 # ---------------------------------------------------------------------------------------
-def _items_from_files(files: Iterable[Path], root: Path | None = None) -> list[tuple[str, str, str]]:
+def _abc_items(path: Path, label: str, parser: str) -> list[tuple[str, str, str]]:
+    """The tunes of one ABC file: split at ``X:`` lines for music21, or ORGAN's reading."""
+    text = _read_text(path)
+    if parser == "organ":
+        return organ_items(text, label)
+    return [("abc", n, t) for n, t in _split_abc(text, label)]
+
+
+def _items_from_files(files: Iterable[Path], root: Path | None = None, parser: str = "music21"
+                      ) -> list[tuple[str, str, str]]:
     items = []
     for f in files:
         label = str(f.relative_to(root)) if root is not None else f.name
         suffix = f.suffix.lower()
         if suffix in ABC_SUFFIXES or (root is None and ".abc" in [s.lower() for s in f.suffixes]):
-            items += [("abc", n, t) for n, t in _split_abc(_read_text(f), label)]
+            items += _abc_items(f, label, parser)
+        elif parser == "organ":
+            raise UserError(f"parser=organ reads ABC files only (ORGAN's music scripts read ABC "
+                            f"text); {label} is not ABC: remove the option or the file")
         elif suffix in MIDI_SUFFIXES:
             items.append(("midi", label, str(f)))
         elif suffix in XML_SUFFIXES:
@@ -345,20 +363,30 @@ def _music21_files(name: str) -> list[Path]:
     return paths
 
 
-def source_items(source: str, arg: str) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
-    """The units of work of a source and what identifies its content for the cache."""
+def source_items(source: str, arg: str, parser: str = "music21"
+                 ) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """The units of work of a source and what identifies its content for the cache.
+
+    ``parser="organ"`` reads ABC files as ORGAN's code did (and refuses other files); it
+    is part of the content's identity, so its tunes are cached apart.
+    """
+    items, content = _source_items(source, arg, parser)
+    return items, ({**content, "parser": parser} if parser != "music21" else content)
+
+
+def _source_items(source: str, arg: str, parser: str) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
     if source == "music21":
         name = arg or "essen"
         import music21
 
         files = _music21_files(name)
-        return _items_from_files(files), {"corpus": name, "music21": music21.__version__,
-                                          "files": len(files)}
+        return _items_from_files(files, parser=parser), {"corpus": name, "music21": music21.__version__,
+                                                         "files": len(files)}
     path = Path(arg)
     if source == "abc":
         if not path.is_file():
             raise UserError(f"ABC file {arg!r} not found")
-        items = [("abc", n, t) for n, t in _split_abc(_read_text(path), path.name)]
+        items = _abc_items(path, path.name, parser)
         if not items:
             raise UserError(f"ABC file {arg!r} has no tunes (no 'X:' lines)")
         return items, {"files": _stat_list([path])}
@@ -369,7 +397,7 @@ def source_items(source: str, arg: str) -> tuple[list[tuple[str, str, str]], dic
         if suffix not in MIDI_SUFFIXES | XML_SUFFIXES | ABC_SUFFIXES:
             raise UserError(f"{arg!r} is not a MIDI (.mid, .midi) or MusicXML (.xml, .musicxml, "
                             f".mxl) file")
-        return _items_from_files([path]), {"files": _stat_list([path])}
+        return _items_from_files([path], parser=parser), {"files": _stat_list([path])}
     if source == "music-folder":
         if not path.is_dir():
             raise UserError(f"folder {arg!r} not found")
@@ -384,7 +412,7 @@ def source_items(source: str, arg: str) -> tuple[list[tuple[str, str, str]], dic
                     if any(f.suffix.lower() == ".txt" for f in every) else "")
             raise UserError(f"folder {arg!r} has no MIDI (.mid, .midi), MusicXML (.xml, .musicxml, "
                             f".mxl) or ABC files ({len(every)} other files){hint}")
-        return _items_from_files(files, root=path), {"files": _stat_list(files)}
+        return _items_from_files(files, root=path, parser=parser), {"files": _stat_list(files)}
     raise UserError(f"unknown music source {source!r}")
 
 

@@ -14,11 +14,12 @@ import torch
 
 from seqgan.datasets import format_samples
 from seqgan.datasets.midi import check_tempo, export_samples, piano_roll_png
-from seqgan.datasets.text import read_sentences, tokenize
+from seqgan.datasets.text import read_sentences
 from seqgan.errors import UserError
 from seqgan.evolve.coevolve import Coevolution, population_store
 from seqgan.evolve.grid import Torus
 from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sample_from, which_of
+from seqgan.metrics.bleu_modes import bleu_references
 from seqgan.metrics.registry import parse_metrics
 from seqgan.objectives import get_objective
 from seqgan.report.plots import plot_runs
@@ -339,20 +340,20 @@ class Run:
     def evaluate(self, metrics: Sequence[str] | str | None = None, n: int | None = None,
                  sample_size: int | None = None, references: str | Path | None = None,
                  compare: bool = False, mle: bool = False, seed: int = 0, device: Any = None,
-                 final: bool = False) -> dict[str, Any]:
-        """Measure the generator (``seqgan evaluate``): ``{metric: value}``, or with
-        ``compare`` ``{row: {metric: value}}`` for the training data and the MLE, selected
-        (where the run keeps one) and final generators; ``final`` measures the final
-        generator where the run would use its selected one."""
+                 final: bool = False, bleu_mode: str = "nltk") -> dict[str, Any]:
+        """Measure the generator (``seqgan evaluate``): ``{metric: value}``, or with ``compare``
+        ``{row: {metric: value}}`` for the training data and the MLE, selected (where the run keeps
+        one) and final generators; ``final`` measures the final generator where the run would use
+        its selected one; ``bleu_mode``: see :mod:`seqgan.metrics.bleu_modes`."""
         names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics)) if metrics \
             else self.default_metrics(references is not None)
         n = n if n is not None else self.config.train.eval_samples
         for flag, v in (("-n", n), ("--sample-size", sample_size)):
             if v is not None and v <= 0:
                 raise UserError(f"{flag} must be > 0; got {v}")
-        refs = None
+        refs = bleu_references(bleu_mode, references, self.vocab, self.dir.meta.get("data_info") or {},
+                               self.dir.data().get("test"), self.log, "bleu" in names)
         if references:
-            refs = [tokenize(s, self.vocab.meta) for s in read_sentences(references)]
             if self.kind != "text":
                 raise UserError(f"--references holds sentences; {self.path} holds {KIND_WORDS[self.kind]}")
             if "bleu" not in names:

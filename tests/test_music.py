@@ -314,7 +314,8 @@ def test_workers_load_neither_torch_nor_the_training_code(tmp_path):
     assert "torch" not in worker_modules and not parent_has_torch
     assert "seqgan.datasets.music_readers" in worker_modules
     assert set(worker_modules) <= {"seqgan", "seqgan.errors", "seqgan.version", "seqgan.datasets", "seqgan.datasets.vocab",
-                                   "seqgan.datasets.music_readers", "seqgan.datasets.music_workers"}
+                                   "seqgan.datasets.music_readers", "seqgan.datasets.music_workers",
+                                   "seqgan.datasets.music_organ"}
 
 
 @pytest.mark.skipif(not NOTTINGHAM.is_file(), reason=f"shared data not found at {NOTTINGHAM}")

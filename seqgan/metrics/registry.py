@@ -9,7 +9,9 @@
   ``--references FILE`` or else the run's tokenised test set; there the unknown-word
   token never matches (a sampled ``<unk>`` does not earn credit for an ``<unk>`` in a
   reference, just as it matches no word of a raw reference file), and references are
-  cut to the run's length T.
+  cut to the run's length T. That is ``--bleu-mode nltk``; the Texygen modes pass a
+  :class:`~seqgan.metrics.bleu_modes.TexygenReferences` as the references (every line of
+  a file, blank ones kept, nltk's ``word_tokenize``; :mod:`seqgan.metrics.bleu_modes`).
 - ``self-bleu``: BLEU-2..5 of each sample against all the other samples (Zhu et al. 2018).
 - ``distinct``: distinct-1..4 and percent unique samples.
 - ``music``: ORGAN's objectives, diversity, uniqueness, novelty, pitch-class entropy and
@@ -26,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from seqgan.errors import UserError
+from seqgan.metrics.bleu_modes import TexygenReferences
 
 
 @dataclass
@@ -39,7 +42,7 @@ class EvalContext:
     oracle: Any = None
     train: torch.Tensor | None = None  # (M, T)
     test: torch.Tensor | None = None
-    references: list[list[str]] | None = None  # token lists for BLEU
+    references: list[list[str]] | TexygenReferences | None = None  # token lists for BLEU
     cache: dict[str, Any] = field(default_factory=dict)
 
     def hypotheses(self) -> list[list[str]]:
@@ -82,9 +85,13 @@ def _refs(ctx: EvalContext) -> list[list[str]]:
 
 def bleu(ctx: EvalContext) -> dict[str, float]:
     """``bleu``: BLEU-2..5 (Papineni et al. 2002; Texygen's mean sentence BLEU) of the decoded
-    samples against the references, each in [0, 1]."""
+    samples against the references, each in [0, 1]; read and tokenised as Texygen does when
+    the references are :class:`TexygenReferences`."""
     from seqgan.metrics.bleu import corpus_bleu_scores
 
+    if isinstance(ctx.references, TexygenReferences):
+        unk = ctx.vocab.tokens[ctx.vocab.unk] if getattr(ctx.vocab, "unk", None) is not None else None
+        return ctx.references.bleu_scores(ctx.hypotheses(), (2, 3, 4, 5), unk)
     return corpus_bleu_scores(ctx.hypotheses(), _refs(ctx), ns=(2, 3, 4, 5))
 
 
