@@ -27,7 +27,7 @@ import torch
 import torch.multiprocessing as mp
 
 from seqgan.distributed.exchange import NeighbourExchange
-from seqgan.distributed.group import DEFAULT_TIMEOUT, Group, blocks
+from seqgan.distributed.group import DEFAULT_TIMEOUT, Group, backend_for, blocks
 from seqgan.errors import UserError
 from seqgan.evolve.coevolve import Coevolution
 from seqgan.evolve.grid import Torus
@@ -60,13 +60,14 @@ def work(group: Group, path: str | Path, device: Any = None, allow_import: bool 
 
 
 def _worker(rank: int, world: int, init_method: str, path: str, device: Any, allow_import: bool,
-            timeout: float, out: str) -> None:
-    """A spawned worker: one intra-op thread, join the group, work; rank 0 writes the
-    summary (or the one-line error of any rank) to ``out``."""
+            timeout: float, out: str, job: Callable = work) -> None:
+    """A spawned worker: one intra-op thread, join the group (NCCL for a CUDA device, else
+    gloo), ``job`` (by default :func:`work`); rank 0 writes the summary (or the one-line error
+    of any rank) to ``out``."""
     torch.set_num_threads(1)
-    group = Group.init(rank, world, init_method, timeout=timeout)
+    group = Group.init(rank, world, init_method, backend=backend_for(device), timeout=timeout)
     try:
-        summary = work(group, path, device, allow_import, progress=False)
+        summary = job(group, path, device, allow_import, progress=False)
         if rank == 0:
             Path(out).write_text(json.dumps({"summary": summary}))
     except UserError as e:
@@ -77,10 +78,12 @@ def _worker(rank: int, world: int, init_method: str, path: str, device: Any, all
 
 
 def spawn(path: str | Path, workers: int, device: Any = None, allow_import: bool = False,
-          timeout: float = DEFAULT_TIMEOUT, target: Callable = _worker) -> dict[str, Any]:
+          timeout: float = DEFAULT_TIMEOUT, target: Callable = _worker,
+          resume_from: str = "the last complete generation") -> dict[str, Any]:
     """Run the coevolution of ``path`` on ``workers`` processes of this machine; rank 0's
     summary. A worker that fails or dies ends the job with one line naming its rank
-    (``target``: the worker function, :func:`_worker`; tests wrap it to place faults)."""
+    (``target``: the worker function, :func:`_worker`; tests wrap it to place faults;
+    data-parallel training passes it its own job, and says where it resumes from)."""
     with tempfile.TemporaryDirectory(prefix="seqgan-workers-") as tmp:
         out = str(Path(tmp) / "result.json")
         ctx = mp.start_processes(target, args=(workers, f"file://{tmp}/rendezvous", str(path), device,
@@ -97,8 +100,8 @@ def spawn(path: str | Path, workers: int, device: Any = None, allow_import: bool
             how = (f"was killed by signal {-e.exit_code} ({signal.Signals(-e.exit_code).name})"
                    if e.exit_code < 0 else f"exited with status {e.exit_code}")
             raise UserError(f"{path}: worker {e.error_index} (rank {e.error_index}) {how}; the other "
-                            f"workers were stopped; run the same command again to resume from the last "
-                            f"complete generation") from None
+                            f"workers were stopped; run the same command again to resume from "
+                            f"{resume_from}") from None
         except mp.ProcessRaisedException as e:
             raise UserError(f"{path}: worker {e.error_index} failed: {str(e).strip().splitlines()[-1]}") from None
         return json.loads(Path(out).read_text())["summary"]

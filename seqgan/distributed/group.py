@@ -39,6 +39,14 @@ def owners(n: int, world: int) -> list[int]:
     return out
 
 
+def backend_for(device: Any) -> str:
+    """The backend of a job on ``device``: ``nccl`` when it is a CUDA GPU (or, not named,
+    when there is one), else ``gloo``."""
+    if device in (None, "", "auto"):
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
 def under_torchrun() -> bool:
     """Whether this process was started by torchrun (or another launcher setting its env)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1

@@ -9,6 +9,13 @@ The reward of a whole sequence is ``R(Y) = λ·S(Y) + (1-λ)·O(Y)·w(Y)`` (ORGA
 discriminator's probability of "real" (or BLEU for PG-BLEU), O an objective and w ORGAN's
 duplicate penalty (:class:`~seqgan.training.rewards.RewardFn`). After ``g_steps`` steps
 the rollout policy moves towards G: ``G_β ← ρ·G_β + (1-ρ)·G``.
+
+In a data-parallel job (``st.shard``, :mod:`.shard`) every rank samples the same batch Y of
+B sequences and rolls out only its slice of it (Monte Carlo draws from its own stream);
+the per-step sums of Q (for the mean reward and the baseline) and the gradients are summed
+over the ranks, so given the same rewards the step is the single-process step on all B.
+Per-batch statistics inside the reward (ORGAN's duplicate penalty, a WGAN critic's
+rescaling, batch-relative objectives) see the rank's slice.
 """
 from __future__ import annotations
 
@@ -66,18 +73,30 @@ def bleu_scorer(references: torch.Tensor, vocab: Any, n: int) -> Scorer:
 
 def pg_step(st: TrainingState, reward_fn: RewardFn) -> torch.Tensor:
     """One REINFORCE step of G (see the module docstring); the mean reward (device scalar)."""
-    tc, B, G = st.cfg.train, st.cfg.train.batch_size, st.G
+    tc, B, G, shard = st.cfg.train, st.cfg.train.batch_size, st.G, st.shard
     G.eval()
     seqs = G.sample(B)  # (B, T)
     G.train()
-    q = st.rollout.rewards(seqs, reward_fn, tc.rollout_num, tc.rollout_chunk)  # (B, T)
-    check_rewards(q)
-    mean_reward = q.mean()
-    if tc.reward_baseline:
-        q = subtract_baseline(q)
+    lo, hi = shard.bounds(B)
+    seqs = seqs[lo:hi]  # a data-parallel rank: its rows of the batch
+    with shard.local_stream(st.device):
+        q = st.rollout.rewards(seqs, reward_fn, tc.rollout_num, tc.rollout_chunk)  # (B, T)
+    if shard.active:
+        col = q.sum(0)  # (T,): summed over every rank's rows
+        shard.sum_([col])
+        check_rewards(col)  # a NaN anywhere reaches every rank
+        mean_reward = col.sum() / (B * q.shape[1])
+        if tc.reward_baseline:
+            q = q - col / B
+    else:
+        check_rewards(q)
+        mean_reward = q.mean()
+        if tc.reward_baseline:
+            q = subtract_baseline(q)
     loss = -(G.log_probs(seqs) * q).sum() / B
     st.opt_adv.zero_grad(set_to_none=True)
     loss.backward()
+    shard.reduce_grads(G.parameters())
     torch.nn.utils.clip_grad_norm_(G.parameters(), tc.grad_clip)
     st.opt_adv.step()
     return mean_reward

@@ -19,6 +19,12 @@ compiling fails (no C compiler, no Triton), the trainer says so once and capture
 eager step instead. The dropout mask is drawn by an ordinary kernel outside the compiled
 function and passed in, so every replay draws a fresh mask from PyTorch's graph-safe
 generator and the compiled function itself is deterministic.
+
+In a data-parallel job (``shard``, :mod:`.shard`) every rank builds the same shuffled epoch
+and draws the dropout mask of the whole batch, then computes on its slice of the batch: its
+weighted loss is scaled by ``its weight / the batch's weight`` and the gradients are summed
+over the ranks before the Adam step, the single-process step on the whole batch. Such a
+job trains eagerly (no CUDA graph: the sum is a collective).
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import torch
 
 from seqgan.models.discriminator import Discriminator
 from seqgan.errors import one_line
+from seqgan.training.shard import Shard
 
 
 class DiscriminatorTrainer:
@@ -33,11 +40,12 @@ class DiscriminatorTrainer:
     default a captured CUDA graph (optionally compiled) on GPUs; see the module docstring."""
 
     def __init__(self, model: Discriminator, lr: float = 1e-4, batch_size: int = 64,
-                 cuda_graph: bool = True, compile: bool = False, log=print):
+                 cuda_graph: bool = True, compile: bool = False, log=print, shard: Shard | None = None):
         self.model = model
         self.batch_size = batch_size
         self.device = model.embedding.weight.device
-        self.use_graph = bool(cuda_graph and self.device.type == "cuda")
+        self.shard = shard or Shard()
+        self.use_graph = bool(cuda_graph and self.device.type == "cuda" and not self.shard.active)
         self.log = log
         self._forward = self._forward_eager
         if compile and self.use_graph:
@@ -61,14 +69,35 @@ class DiscriminatorTrainer:
         return loss, correct
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
-        loss, correct = self._forward(x, y, w, self.model.dropout_mask(len(x)))
+        keep = self.model.dropout_mask(len(x))
+        if self.shard.active:
+            return self._shard_step(x, y, w, keep)
+        loss, correct = self._forward(x, y, w, keep)
         loss.backward()
         self.opt.step()
+        self._clip()
+        return loss.detach(), correct
+
+    def _shard_step(self, x, y, w, keep):
+        """A data-parallel rank's step: its rows of the batch, its share of the loss, the
+        gradients summed over the ranks (see the module docstring)."""
+        lo, hi = self.shard.bounds(len(x))
+        loss = correct = torch.zeros((), device=self.device)
+        if hi > lo:
+            share = w[lo:hi].sum() / w.sum().clamp_min(1)
+            loss, correct = self._forward(x[lo:hi], y[lo:hi], w[lo:hi], None if keep is None else keep[lo:hi])
+            loss = loss * share
+            loss.backward()
+        self.shard.reduce_grads(self.model.parameters())
+        self.opt.step()
+        self._clip()
+        return loss.detach(), correct
+
+    def _clip(self) -> None:
         if self.model.cfg.loss == "wgan":  # a Wasserstein critic: clip every weight
             with torch.no_grad():
                 for p in self.model.parameters():
                     p.clamp_(-self.model.cfg.clip, self.model.cfg.clip)
-        return loss.detach(), correct
 
     def _epoch_buffers(self, data: torch.Tensor, labels: torch.Tensor):
         """Shuffle and pad one epoch into (nb, bs, T), (nb, bs), (nb, bs) weights."""
@@ -184,6 +213,7 @@ class DiscriminatorTrainer:
             loss_total += loss_sum
             correct_total += correct
             steps += x.shape[0]
+        self.shard.sum_([loss_total, correct_total])  # a data-parallel job: over every rank's rows
         n = max(epochs * len(data), 1)
         return {"d_loss": float(loss_total) / max(steps, 1), "d_acc": float(correct_total) / n}
 

@@ -14,6 +14,10 @@ Constructing a trainer reads the run; :meth:`RunTrainer.resume` is the first wri
 (recover a cut checkpoint swap, restore the latest checkpoint, or set the history of a
 run that must start again aside). ``callbacks`` are called with every epoch's record
 ``{"phase", "epoch", "metrics"}``.
+
+In a data-parallel job (``shard``: :mod:`seqgan.training.shard`) every rank runs the same
+loop; rank 0 alone writes the run (checkpoints, metrics, snapshots, evaluation), the others
+only read the checkpoint rank 0 resumed.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from seqgan.training.baselines import get_baseline
 from seqgan.training.d_training import d_round
 from seqgan.training.mle import mle_epoch
 from seqgan.training.persist import restore_state, state_files
+from seqgan.training.shard import Shard
 from seqgan.training.selection import Selector
 from seqgan.training.state import PHASE_WORDS, TrainingState, resolve_device
 
@@ -53,12 +58,28 @@ class _Phase:
     postfix: Callable[[dict[str, float]], dict[str, str]]
 
 
+def nothing_to_train(path: Any, st: dict[str, Any], tc: Any, epochs: int | None, changed: bool
+                     ) -> dict[str, Any] | None:
+    """What ``seqgan train --epochs epochs`` returns on the run at ``path`` (counters ``st``,
+    train config ``tc``) when it already has the epochs asked for, else None; a UserError
+    for a total below what it has."""
+    if epochs is not None and epochs < st["adv_epoch"]:
+        raise UserError(f"{path} has already trained {st['adv_epoch']} adversarial epochs; "
+                        f"--epochs is the total, so pass at least {st['adv_epoch']}")
+    if st["phase"] == "done" and st["adv_epoch"] >= tc.adv_epochs:
+        return {**st, "already_trained": f"{path} is already trained: {st['adv_epoch']} adversarial "
+                f"epochs; pass a larger --epochs to continue"
+                + ("; the other options were not saved" if changed else "")}
+    return None
+
+
 class RunTrainer:
     """Train the run ``run`` (opened for writing) on ``device``; see the module docstring."""
 
     def __init__(self, run: RunDir, device: str | torch.device | None = None,
                  log: Callable[[str], Any] = print, progress: bool | None = None,
-                 allow_import: bool = False, callbacks: tuple[Callback, ...] = ()):
+                 allow_import: bool = False, callbacks: tuple[Callback, ...] = (),
+                 shard: Shard | None = None):
         self.run, self.cfg = run, run.config
         self.dev = resolve_device(device)
         self.log, self.progress, self.allow_import = log, progress, allow_import
@@ -69,7 +90,8 @@ class RunTrainer:
         self.test_data = data.get("test")
         oracle = run.oracle()
         self.oracle = oracle.to(self.dev) if oracle is not None else None
-        self.st = TrainingState.build(self.cfg, self.dev, log=log)
+        self.st = TrainingState.build(self.cfg, self.dev, log=log, shard=shard)
+        self.writes = self.st.shard.writes  # False on the other ranks of a data-parallel job
         self.selector = Selector(run, self.train_data, log, allow_import)  # music metrics, --select
 
     @property
@@ -87,6 +109,11 @@ class RunTrainer:
         """Recover what a kill left half done and restore the latest checkpoint; a run with
         a history but no checkpoint starts again, its history moved aside (never deleted)."""
         run = self.run
+        if not self.writes:  # another rank of a data-parallel job: what rank 0 resumed
+            ck = run.checkpoints.load(warn=lambda m: None)
+            if ck is not None:
+                restore_state(self.st, *ck)
+            return self
         run.checkpoints.recover()
         ck = run.checkpoints.load(warn=self.log)
         if ck is not None:
@@ -109,6 +136,8 @@ class RunTrainer:
     def save(self) -> None:
         """Checkpoint the state (counters, weights, optimizers, G_β, RNG) with the metrics log's
         line count."""
+        if not self.writes:
+            return
         self.run.checkpoints.save(dict(self.state), state_files(self.st), self.run.metrics.count())
 
     # -- evaluation -----------------------------------------------------------------------
@@ -120,6 +149,8 @@ class RunTrainer:
     def evaluate(self) -> dict[str, float]:
         """NLL-oracle of fresh samples (oracle data) and NLL-test (held-out data)."""
         out: dict[str, float] = {}
+        if not self.writes:
+            return out
         G = self.st.G
         G.eval()
         if self.oracle is not None:
@@ -132,6 +163,8 @@ class RunTrainer:
         return out
 
     def _record(self, phase: str, epoch: int, metrics: dict[str, float]) -> None:
+        if not self.writes:
+            return
         rec = {"phase": phase, "epoch": epoch, "seconds": round(self.state["seconds"], 3),
                # JSON has no NaN: a metric that could not be computed is null
                "metrics": {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}}
@@ -188,7 +221,8 @@ class RunTrainer:
             raise UserError(f"{self.run.path} finished MLE pretraining after {done} epochs and has "
                             f"moved on to {PHASE_WORDS[phase]}; start a new run for more MLE epochs")
         self.cfg.train = replace(self.tc, mle_epochs=total)
-        self.run.save_config()
+        if self.writes:
+            self.run.save_config()
         if total > done:
             self.state["phase"] = "mle"
 
@@ -204,8 +238,9 @@ class RunTrainer:
             "mle", "mle_epoch", total, lambda: {"loss": mle_epoch(self.st, self.train_data)},
             record=lambda e: e % every == 0 or e == total, evaluate=True, checkpoint_every=1,
             desc="MLE", postfix=lambda m: {"loss": f"{m['loss']:.3f}"}))
-        atomic_save_tensors(self.run.path / "generator-mle.safetensors", self.st.G.state_dict())
-        self.run.record_checksum("generator-mle.safetensors")
+        if self.writes:
+            atomic_save_tensors(self.run.path / "generator-mle.safetensors", self.st.G.state_dict())
+            self.run.record_checksum("generator-mle.safetensors")
         self.state["phase"] = "d-pretrain"
         self.save()
 

@@ -5,6 +5,12 @@ One epoch over the training set in shuffled minibatches of ``batch_size``: cross
 step per batch (SeqGAN: Adam 0.01, clip 5). Scheduled sampling (Bengio et al. 2015) feeds,
 at each step of each row, the model's own sample instead of the true previous token with
 probability ``p`` (drawn per token and step).
+
+In a data-parallel job (``st.shard``, :mod:`.shard`) every rank draws the same permutation
+and computes on its slice of each batch; its loss is scaled by ``rows here / rows in the
+batch`` and the gradients are summed over the ranks before clipping, so the step is the
+single-process step on the whole batch. Scheduled sampling's coins come from the rank's
+own stream.
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ def mle_epoch(st: TrainingState, data: torch.Tensor, opt: torch.optim.Optimizer 
               ss_prob: float = 0.0) -> float:
     """One epoch of MLE on ``data`` (N, T) with ``opt`` (default: the MLE optimizer);
     the mean batch loss. A NaN loss is a TrainingError."""
-    G, tc = st.G, st.cfg.train
+    G, tc, shard = st.G, st.cfg.train, st.shard
     opt = opt or st.opt_mle
     G.train()
     bs = tc.batch_size
@@ -46,15 +52,23 @@ def mle_epoch(st: TrainingState, data: torch.Tensor, opt: torch.optim.Optimizer 
     loss_sum = torch.zeros((), device=st.device)
     nb = 0
     for i in range(0, len(data), bs):
-        batch = data[perm[i:i + bs]]  # (B, T)
-        logits = ss_logits(G, batch, ss_prob) if ss_prob > 0 else G(batch)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+        rows = perm[i:i + bs]
+        lo, hi = shard.bounds(len(rows))
+        batch = data[rows[lo:hi]]  # (B, T); a data-parallel rank: its rows of the batch
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if len(batch):
+            with shard.local_stream(st.device, key=i):
+                logits = ss_logits(G, batch, ss_prob) if ss_prob > 0 else G(batch)  # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+            if shard.active:  # this rank's share of the mean over the whole batch
+                loss = loss * (len(batch) / len(rows))
+            loss.backward()
+            loss_sum += loss.detach()
+        shard.reduce_grads(G.parameters())
         torch.nn.utils.clip_grad_norm_(G.parameters(), tc.grad_clip)
         opt.step()
-        loss_sum += loss.detach()
         nb += 1
+    shard.sum_([loss_sum])
     mean = float(loss_sum) / max(nb, 1)
     if not math.isfinite(mean):
         raise TrainingError("the MLE loss became NaN or infinite; training stopped at the last "

@@ -21,6 +21,7 @@ from seqgan.models.generator import Generator
 from seqgan.runs.config import RunConfig
 from seqgan.training.d_training import DiscriminatorTrainer
 from seqgan.training.rollout import RolloutPolicy
+from seqgan.training.shard import Shard
 
 PHASE_WORDS = {"mle": "MLE pretraining", "d-pretrain": "discriminator pretraining",
                "adversarial": "adversarial training", "done": "adversarial training"}
@@ -58,7 +59,8 @@ class TrainingState:
 
     D, its trainer, the adversarial optimizer and the rollout policy exist once a phase
     needs them (:meth:`ensure_adversarial`); ``counters`` is what a checkpoint's
-    ``state.json`` records besides the files.
+    ``state.json`` records besides the files. ``shard`` says which rows of each batch this
+    process computes on in a data-parallel job (:mod:`.shard`; by default all of them).
     """
 
     cfg: RunConfig
@@ -71,13 +73,15 @@ class TrainingState:
     rollout: RolloutPolicy | None = None
     counters: dict[str, Any] = field(default_factory=new_counters)
     log: Callable[[str], Any] = print
+    shard: Shard = field(default_factory=Shard)
 
     @classmethod
-    def build(cls, cfg: RunConfig, device: torch.device, log: Callable[[str], Any] = print
-              ) -> "TrainingState":
+    def build(cls, cfg: RunConfig, device: torch.device, log: Callable[[str], Any] = print,
+              shard: Shard | None = None) -> "TrainingState":
         """A fresh state: G initialised from the current RNG (SeqGAN's N(0, 0.1))."""
         G = Generator(cfg.generator).to(device)
-        return cls(cfg, device, G, torch.optim.Adam(G.parameters(), lr=cfg.train.mle_lr), log=log)
+        return cls(cfg, device, G, torch.optim.Adam(G.parameters(), lr=cfg.train.mle_lr), log=log,
+                   shard=shard or Shard())
 
     def ensure_adversarial(self, need_d: bool) -> None:
         """Create D (and its trainer) if ``need_d``, the adversarial optimizer and G_β."""
@@ -85,7 +89,7 @@ class TrainingState:
             dc, gc = self.cfg.discriminator, self.cfg.generator
             self.D = Discriminator(dc, gc.vocab_size, gc.seq_len).to(self.device)
             self.d_trainer = DiscriminatorTrainer(self.D, dc.lr, dc.batch_size, dc.cuda_graph,
-                                                  dc.compile, log=self.log)
+                                                  dc.compile, log=self.log, shard=self.shard)
         if self.opt_adv is None:
             self.opt_adv = torch.optim.Adam(self.G.parameters(), lr=self.cfg.train.adv_lr)
         if self.rollout is None:
