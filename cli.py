@@ -8,47 +8,17 @@ saved at its last completed epoch.
 """
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
+from seqgan.cli_common import DEVICE_HELP, friendly, length_options, log, samples_source
+from seqgan.cli_media import export_audio
 from seqgan.errors import UserError
 
 DEFAULT_MAIN_DATA = "music21:essen"
 DEFAULT_MAIN_RUN = "runs/folk"
 MAIN_BARS = 8  # the length of the tunes `seqgan run` writes
-DEVICE_HELP = "cpu, cuda or cuda:N [default: cuda if available]."
-
-
-def friendly(fn):
-    """Turn UserError / KeyboardInterrupt / OS errors into one line and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        """Call ``fn``; a UserError or OSError prints ``error: ...`` and exits 2, Ctrl-C exits 130."""
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: what was checkpointed is kept (a run checkpoints every epoch); "
-                       "run the same command again to resume", err=True)
-            sys.exit(130)
-        except OSError as e:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            click.echo(f"error: {e.strerror or e}{where}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def log(msg: str) -> None:
-    """Print ``msg`` to stderr (the ``log`` callback the CLI gives the API)."""
-    click.echo(msg, err=True)
-
 
 def knob_options(command: str):
     """Click options for the knobs that ``command`` declares (see :mod:`seqgan.knobs`):
@@ -156,15 +126,6 @@ def coevolve(run_dir, workers, timeout, device, **options):
                    f"best mixture: cell {out['best_cell']}, score {out['score']:.4f}")
 
 
-def length_options(f):
-    """``--length`` and ``--bars``: samples longer (or shorter) than the training window."""
-    f = click.option("--bars", type=int, default=None,
-                     help="Music: sample this many bars (the generator goes on past its window).")(f)
-    return click.option("--length", type=int, default=None,
-                        help="Tokens per sample [default: the training length T]; the first T "
-                             "tokens are the ordinary sample of the same seed.")(f)
-
-
 # ---------------------------------------------------------------------------------------
 @main.command()
 @click.argument("run_dir", metavar="RUN")
@@ -195,15 +156,6 @@ def sample(run_dir, n, temperature, seed, out, mle, final, length, bars, device)
         click.echo(text, nl=False)
 
 
-def _find_run_for(path: Path):
-    from seqgan.api import open_run
-
-    for parent in [path.parent, *path.parents]:
-        if (parent / "vocab.json").is_file() and (parent / "config.json").is_file():
-            return open_run(parent, log=log)
-    raise UserError(f"{path}: cannot find the run it came from; pass --run RUN")
-
-
 @main.command("export-midi")
 @click.argument("source", metavar="RUN|SAMPLES_FILE")
 @click.option("--out", required=True, help="Folder for the .mid files and piano-roll PNG.")
@@ -220,20 +172,7 @@ def _find_run_for(path: Path):
 @friendly
 def export_midi(source, out, n, tempo, program, run_dir, seed, mle, final, length, bars, device):
     """Write one .mid per sample and a piano-roll PNG of them."""
-    from seqgan.api import check_midi_options, open_run
-    from seqgan.knobs import check_seed
-
-    check_midi_options(tempo, program)
-    check_seed(seed)
-    src = Path(source)
-    tokens = None
-    if src.is_dir():
-        run = open_run(src, log=log)
-    elif src.is_file():
-        run = open_run(run_dir, log=log) if run_dir else _find_run_for(src)
-        tokens = run.encode_samples(src)
-    else:
-        raise UserError(f"{source}: no such run or samples file")
+    run, tokens = samples_source(source, run_dir, tempo, program, seed)
     paths = run.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens, length=length,
                             bars=bars, final=final)
     click.echo(f"wrote {len(paths)} MIDI files and {Path(out) / 'piano_roll.png'} to {out}")
@@ -364,6 +303,8 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
         click.echo(format_table(rows))
         atomic_write_json(run.path / "results.json", rows)
 
+
+main.add_command(export_audio)  # seqgan.cli_media
 
 if __name__ == "__main__":
     main()

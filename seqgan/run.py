@@ -22,6 +22,7 @@ from seqgan.evaluation import evaluation_table, load_generator, metrics_for, sam
 from seqgan.metrics.bleu_modes import bleu_references
 from seqgan.metrics.registry import parse_metrics
 from seqgan.objectives import get_objective
+from seqgan.report.audio import choose_synth
 from seqgan.report.plots import plot_runs
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import RunDir
@@ -299,14 +300,32 @@ class Run:
         """One .mid per sample (``tokens``, or ``n`` fresh samples of ``length`` tokens or
         ``bars`` bars) and ``piano_roll.png`` in the folder ``out``; the MIDI paths."""
         check_midi_options(tempo, program)
-        if self.kind != "music":
-            raise UserError(f"{self.path} holds {KIND_WORDS[self.kind]}; export-midi needs a music run")
+        self._need_music("export-midi")
         if tokens is None:
             tokens = self.sample_tokens(n, 1.0, seed, mle, device, length, bars, final)
         outdir = Path(out)
         paths = export_samples(self.vocab, tokens, outdir, tempo=tempo, program=program)
         piano_roll_png(self.vocab, tokens, outdir / "piano_roll.png")
         return paths
+
+    def export_audio(self, out: str | Path, n: int = 8, fmt: str = "wav", soundfont: str | Path | None = None,
+                     program: int = 0, tempo: float = 120.0, seed: int = 0, mle: bool = False,
+                     length: int | None = None, bars: int | None = None, device: Any = None,
+                     tokens: torch.Tensor | None = None, final: bool = False) -> list[Path]:
+        """:meth:`export_midi`, then each .mid rendered beside it as ``fmt`` (wav or flac)
+        with FluidSynth and a General MIDI soundfont, or with sine waves where they are
+        missing (a one-line notice; :mod:`seqgan.report.audio`); the audio paths."""
+        self._need_music("export-audio")
+        synth = choose_synth(fmt, soundfont)  # bad options fail before anything is written
+        midis = self.export_midi(out, n, tempo, program, seed, mle, device, tokens=tokens, length=length,
+                                 bars=bars, final=final)
+        if synth.notice:
+            self.log(synth.notice)
+        return synth.render_all(midis)
+
+    def _need_music(self, command: str) -> None:
+        if self.kind != "music":
+            raise UserError(f"{self.path} holds {KIND_WORDS[self.kind]}; {command} needs a music run")
 
     def plot(self, out: str | Path | None = None, compare: Sequence[str | Path] = ()) -> Path:
         """Learning curves of this run (and ``compare``'s) as PNG or SVG; the file's path
