@@ -98,9 +98,10 @@ def _check_reopen(run: Run, path: Path, data: str | None, preset: str | None, da
         raise UserError(f"{path} holds a run on data {run.config.data.spec!r}, not {data!r}; "
                         f"choose another --out or omit --data to resume it")
     opts.check_resume(path, run.config, preset, data_options, **options)
-    every = opts.check_options("pretrain", {"eval_every": options.get("eval_every")}).get("eval_every")
-    if every is not None and every != run.config.train.eval_every:
-        run.config.train = override(run.config.train, eval_every=every)
+    changeable = ("eval_every", "snapshot_every", "snapshot_samples")  # knobs a resume may change
+    given = opts.check_options("pretrain", {k: options.get(k) for k in changeable})
+    if any(getattr(run.config.train, k) != v for k, v in given.items()):
+        run.config.train = override(run.config.train, **given)
         run.dir.save_config()
     log(f"resuming {path}")
 

@@ -63,6 +63,11 @@ class TrainConfig:
                        command="train")
     select_tolerance: float = knob(0.1, "data-close: the relative distance from the data's values "
                                    "allowed (0.1 = 10 %).", lo=0.0, lo_open=True, command="train")
+    # progress snapshots: the same seeds sampled every K epochs (seqgan animate)
+    snapshot_every: int = knob(0, "Keep fixed-seed samples every K MLE / adversarial epochs; "
+                               "0 = about 20 snapshots per run.", lo=0, command=("pretrain", "train"))
+    snapshot_samples: int = knob(8, "Samples in each snapshot (0 = no snapshots).", lo=0, hi=256,
+                                 command=("pretrain", "train"))
     # reward R(Y) = λ·D(Y) + (1-λ)·O(Y)·w(Y)
     lambda_: float = knob(1.0, "Reward weight λ in [0, 1]: 1 = SeqGAN, 0 = objective only.",
                           lo=0.0, hi=1.0, command=("train", "coevolve"), flag="lambda")

@@ -12,6 +12,7 @@
       checkpoint/ checkpoint.prev/   see :mod:`seqgan.runs.checkpoints`
       metrics.jsonl              see :mod:`seqgan.runs.metrics_log`
       samples/                   samples.txt, sample-*.mid, piano_roll.png
+      snapshots/                 fixed-seed samples every K epochs (:mod:`seqgan.runs.snapshots`)
       .lock                      the writer's lock (:mod:`seqgan.runs.lock`)
 
 :class:`RunDir` opens a run read-only (reading never changes it, so runs can be read while
@@ -44,7 +45,7 @@ from seqgan.version import __version__
 
 # what a run that starts again from scratch moves aside (never deletes)
 HISTORY = ("metrics.jsonl", "generator-mle.safetensors", "generator-selected.safetensors", "samples",
-           "results.json")
+           "results.json", "snapshots")
 
 
 def versions() -> dict[str, str]:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from seqgan.errors import UserError
 from seqgan.files import atomic_save_tensors
 from seqgan.runs.rundir import RunDir
+from seqgan.runs.snapshots import Snapshotter
 from seqgan.training.baselines import get_baseline
 from seqgan.training.d_training import d_round
 from seqgan.training.mle import mle_epoch
@@ -93,6 +94,7 @@ class RunTrainer:
         self.st = TrainingState.build(self.cfg, self.dev, log=log, shard=shard)
         self.writes = self.st.shard.writes  # False on the other ranks of a data-parallel job
         self.selector = Selector(run, self.train_data, log, allow_import)  # music metrics, --select
+        self.snapshots = Snapshotter(run.path, run.vocab, self.cfg)  # fixed-seed samples (own RNG)
 
     @property
     def tc(self):
@@ -197,6 +199,8 @@ class RunTrainer:
                     self._record(ph.name, e, m)
                 for cb in self.callbacks:
                     cb({"phase": ph.name, "epoch": e, "metrics": dict(m)})
+                if self.writes:
+                    self.snapshots.take(ph.name, e, self.st.G, ph.total)  # before the checkpoint
                 bar.set_postfix(ph.postfix(m))
                 bar.update(1)
                 if e % ph.checkpoint_every == 0:
@@ -234,6 +238,8 @@ class RunTrainer:
         total, every = self.tc.mle_epochs, self.tc.eval_every
         if self.state["mle_epoch"] == 0 and not self.run.metrics.read():
             self._record("mle", 0, self.evaluate())
+        if self.state["mle_epoch"] == 0 and self.writes:
+            self.snapshots.take("mle", 0, self.st.G, total)  # the untrained generator
         self._run_phase(_Phase(
             "mle", "mle_epoch", total, lambda: {"loss": mle_epoch(self.st, self.train_data)},
             record=lambda e: e % every == 0 or e == total, evaluate=True, checkpoint_every=1,
