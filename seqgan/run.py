@@ -27,7 +27,7 @@ from seqgan.report.plots import plot_runs
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import RunDir
 from seqgan.training.baselines import get_baseline
-from seqgan.training.loop import RunTrainer
+from seqgan.training.loop import RunTrainer, nothing_to_train
 from seqgan.training.rewards import RewardFn
 from seqgan.training.state import resolve_device
 
@@ -113,12 +113,21 @@ class Run:
                           allow_import=allow_import, callbacks=tuple(callbacks)).resume()
 
     def pretrain(self, epochs: int | None = None, device: Any = None, callbacks: Sequence = (),
-                 progress: bool | None = None) -> dict[str, Any]:
+                 progress: bool | None = None, workers: int = 1, timeout: float = 120.0
+                 ) -> dict[str, Any] | None:
         """MLE pretraining (``seqgan pretrain``): up to ``epochs`` MLE epochs in total (more
-        than the run has continues MLE while the discriminator is untrained); the counters."""
+        than the run has continues MLE while the discriminator is untrained); the counters.
+        ``workers`` > 1 or torchrun: data-parallel (:mod:`seqgan.distributed.data_parallel`)."""
         resolve_device(device)
         if epochs is not None:
             opts.check_options("pretrain", {"epochs": epochs})
+        from seqgan.distributed.group import under_torchrun
+
+        if workers != 1 or under_torchrun():
+            from seqgan.distributed.data_parallel import launch
+
+            return launch(self.path, "pretrain", self.lock, device, workers, timeout, progress, self.log,
+                          epochs=epochs)
         with self.lock():
             self._refuse_population()
             trainer = self._trainer(device, False, callbacks, progress)
@@ -128,26 +137,29 @@ class Run:
             return dict(trainer.state)
 
     def train(self, device: Any = None, callbacks: Sequence = (), progress: bool | None = None,
-              **options: Any) -> dict[str, Any]:
+              workers: int = 1, timeout: float = 120.0, **options: Any) -> dict[str, Any] | None:
         """Discriminator pretraining and adversarial training (``seqgan train``), MLE first
         if it is not done; resumes where the run stopped. ``options`` are ``seqgan train``'s
         (``epochs``, ``lambda_``, ``objective``, ``rollout_num``, ... see
         ``seqgan train --help``); ``epochs`` is the total. Returns the counters and the
         last metrics; where the run already had all the epochs asked for, nothing is
-        trained or saved and ``"already_trained"`` holds a message saying so."""
+        trained or saved and ``"already_trained"`` holds a message saying so. ``workers`` and
+        ``timeout`` as in :meth:`pretrain`."""
         resolve_device(device)
+        from seqgan.distributed.group import under_torchrun
+
+        if workers != 1 or under_torchrun():
+            from seqgan.distributed.data_parallel import launch
+
+            return launch(self.path, "train", self.lock, device, workers, timeout, progress, self.log,
+                          options=options)
         with self.lock():
             self._refuse_population()
             changed = self._apply_train_options(options)
             trainer = self._trainer(device, options.get("objective") is not None, callbacks, progress)
-            st, tc = trainer.state, trainer.tc
-            if options.get("epochs") is not None and options["epochs"] < st["adv_epoch"]:
-                raise UserError(f"{self.path} has already trained {st['adv_epoch']} adversarial epochs; "
-                                f"--epochs is the total, so pass at least {st['adv_epoch']}")
-            if st["phase"] == "done" and st["adv_epoch"] >= tc.adv_epochs:  # nothing is saved
-                return {**st, "already_trained": f"{self.path} is already trained: {st['adv_epoch']} "
-                        f"adversarial epochs; pass a larger --epochs to continue"
-                        + ("; the other options were not saved" if changed else "")}
+            done = nothing_to_train(self.path, trainer.state, trainer.tc, options.get("epochs"), changed)
+            if done is not None:  # nothing is saved
+                return done
             if changed:
                 self.dir.save_config()
             trainer.train_all()
