@@ -62,6 +62,21 @@ def main():
     """
 
 
+def process_options(what: str):
+    """``--workers K`` (K processes on this machine, each ``what``; under torchrun the
+    launcher's processes) and ``--timeout``."""
+
+    def deco(f):
+        """Add ``--timeout`` and ``--workers`` to ``f``."""
+        f = click.option("--timeout", type=float, default=120.0, show_default=True,
+                         help="Seconds a worker waits for the others before the job stops.")(f)
+        return click.option("--workers", type=int, default=1, show_default=True,
+                            help=f"Processes on this machine, {what} (under torchrun: the "
+                                 f"launcher's processes).")(f)
+
+    return deco
+
+
 # ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--data", default=None, help="Data spec: oracle, oracle:PATH.npz, music21:essen, "
@@ -75,29 +90,31 @@ def main():
                    "max_len=40, len_percentile=99, max_tunes=500, window=32, transpose=none "
                    "(repeatable; see the README's data specs).")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@process_options("each computing on a slice of every batch")
 @friendly
-def pretrain(data, out, preset, data_options, device, **options):
+def pretrain(data, out, preset, data_options, device, workers, timeout, **options):
     """MLE pretraining of the generator (creates or resumes RUN)."""
-    from seqgan.api import open_or_create, writing
-    from seqgan.api import resolve_device
+    from seqgan.api import pretrain_run, resolve_device
 
     resolve_device(device)  # a bad --device fails before a run directory is created
-    run, new = open_or_create(out, data, preset, data_options, log=log, **options)
-    with writing(run, new):
-        st = run.pretrain(epochs=None if new else options.get("epochs"), device=device)
-    click.echo(f"pretrained {out}: {st['mle_epoch']} MLE epochs ({st['seconds']:.1f} s)")
+    st = pretrain_run(out, data, preset, data_options, log, device, workers, timeout, **options)
+    if st is not None:  # (under torchrun, only rank 0 reports)
+        click.echo(f"pretrained {out}: {st['mle_epoch']} MLE epochs ({st['seconds']:.1f} s)")
 
 
 @main.command()
 @click.argument("run_dir", metavar="RUN")
 @knob_options("train")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@process_options("each computing on a slice of every batch")
 @friendly
-def train(run_dir, device, **options):
+def train(run_dir, device, workers, timeout, **options):
     """Adversarial training of a pretrained RUN (resumes where it stopped)."""
     from seqgan.api import open_run
 
-    out = open_run(run_dir, log=log).train(device=device, **options)
+    out = open_run(run_dir, log=log).train(device=device, workers=workers, timeout=timeout, **options)
+    if out is None:  # (under torchrun, only rank 0 reports)
+        return
     if "already_trained" in out:
         click.echo(out["already_trained"])
         return
@@ -109,11 +126,7 @@ def train(run_dir, device, **options):
 @main.command()
 @click.argument("run_dir", metavar="RUN")
 @knob_options("coevolve")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Processes on this machine, each owning a block of cells (under torchrun: the "
-                   "launcher's processes).")
-@click.option("--timeout", type=float, default=120.0, show_default=True,
-              help="Seconds a worker waits for the others before the job stops.")
+@process_options("each owning a block of cells")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
 def coevolve(run_dir, workers, timeout, device, **options):

@@ -34,7 +34,7 @@ from seqgan.runs import options as opts
 from seqgan.runs.rundir import create_run_dir
 from seqgan.training.state import resolve_device
 
-__all__ = ["Run", "create_run", "open_run", "open_or_create", "writing", "resolve_device",
+__all__ = ["Run", "create_run", "open_run", "open_or_create", "writing", "pretrain_run", "resolve_device",
            "check_midi_options", "KIND_WORDS"]
 
 
@@ -121,3 +121,31 @@ def writing(run: Run, new: bool) -> Iterator[Run]:
         raise
     finally:
         run.dir.unlock()
+
+def pretrain_run(out: str | Path, data: str | None = None, preset: str | None = None,
+                 data_options: Any = None, log: Log | None = None, device: Any = None, workers: int = 1,
+                 timeout: float = 120.0, **options: Any) -> dict[str, Any] | None:
+    """``seqgan pretrain``: create the run ``out`` on ``data`` (or resume it, see
+    :func:`open_or_create`) and pretrain it (:meth:`Run.pretrain`); the counters. Under
+    torchrun every rank calls this: rank 0 creates or opens the run, all train it
+    data-parallel, and the other ranks get None."""
+    from seqgan.distributed.group import under_torchrun
+
+    log = log or _stderr
+    resolve_device(device)
+    if under_torchrun():
+        from seqgan.distributed.data_parallel import launch
+
+        @contextlib.contextmanager
+        def opener() -> Iterator[Run]:
+            """Rank 0: the run, created or opened and locked, removed if new and failed early."""
+            run, new = open_or_create(out, data, preset, data_options, log, **options)
+            with writing(run, new):
+                yield run
+
+        return launch(out, "pretrain", opener, device, workers, timeout, None, log,
+                      epochs=options.get("epochs"))
+    run, new = open_or_create(out, data, preset, data_options, log, **options)
+    with writing(run, new):
+        return run.pretrain(epochs=None if new else options.get("epochs"), device=device,
+                            workers=workers, timeout=timeout)
