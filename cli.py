@@ -269,6 +269,35 @@ def plot(run_dir, out, compare):
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--out", default=None, help="GIF file [default: RUN/progress.gif].")
+@click.option("--fps", type=float, default=2.0, show_default=True, help="Frames (snapshots) a second.")
+@friendly
+def animate(run_dir, out, fps):
+    """Training progress as a GIF: a frame per snapshot, the same seeds in every frame."""
+    from seqgan.api import open_run
+
+    click.echo(f"wrote {open_run(run_dir, log=log).animate(out, fps)}")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--out", default=None, help="HTML file [default: RUN/report.html].")
+@click.option("--compare", multiple=True, metavar="RUN2", help="Another run: its curves and metrics row.")
+@click.option("-n", "n", type=int, default=None, help="Tunes [default: 8] or samples [default: 20] shown.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (tunes, samples, metrics).")
+@length_options
+@click.option("--device", default=None, help=DEVICE_HELP)
+@friendly
+def report(run_dir, out, compare, n, seed, length, bars, device):
+    """One self-contained HTML page: metrics, curves, tunes and audio or samples, animation."""
+    from seqgan.api import open_run
+
+    path = open_run(run_dir, log=log).report(out, compare, n, seed, device, length=length, bars=bars)
+    click.echo(f"wrote {path}")
+
+
 # ---------------------------------------------------------------------------------------
 @main.command("run")
 @click.option("--preset", default=None, help="folk (CPU, minutes; default), organ-music (GPU), "
@@ -281,8 +310,9 @@ def plot(run_dir, out, compare):
 @click.option("--device", default=None)
 @friendly
 def run_all(preset, data, out, objective, lambda_, seed, device):
-    """The whole pipeline: pretrain, adversarial training, samples, MIDI and a metrics table."""
-    from seqgan.api import open_or_create, writing
+    """The whole pipeline: pretrain, adversarial training, samples, MIDI, audio, a metrics
+    table, the progress animation and an HTML report (RUN/report.html)."""
+    from seqgan.api import open_or_create, publish, writing
     from seqgan.files import atomic_write_bytes, atomic_write_json
     from seqgan.objectives import get_objective
     from seqgan.runs.options import check_options
@@ -315,6 +345,11 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
                             device=device)
         click.echo(format_table(rows))
         atomic_write_json(run.path / "results.json", rows)
+        made = publish(run, rows, samples, device)  # audio/*.wav, progress.gif, report.html
+        if made["audio"] or made["animation"]:
+            click.echo(f"wrote {len(made['audio'])} audio files to {run.path / 'audio'}"
+                       + (f" and the animation {made['animation']}" if made["animation"] else ""))
+        click.echo(f"report: {made['report']}")
 
 
 main.add_command(export_audio)  # seqgan.cli_media

@@ -29,13 +29,14 @@ from typing import Any, Iterator
 from seqgan.datasets import load_corpus
 from seqgan.errors import UserError
 from seqgan.knobs import override
+from seqgan.report.html import publish
 from seqgan.run import KIND_WORDS, Log, Run, _stderr, check_midi_options
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import create_run_dir
 from seqgan.training.state import resolve_device
 
 __all__ = ["Run", "create_run", "open_run", "open_or_create", "writing", "pretrain_run", "resolve_device",
-           "check_midi_options", "KIND_WORDS"]
+           "check_midi_options", "KIND_WORDS", "publish"]
 
 
 def open_run(path: str | Path, log: Log | None = None) -> Run:

@@ -23,6 +23,8 @@ from seqgan.metrics.bleu_modes import bleu_references
 from seqgan.metrics.registry import parse_metrics
 from seqgan.objectives import get_objective
 from seqgan.report.audio import choose_synth
+from seqgan.report.animate import write_gif
+from seqgan.report.html import make_report
 from seqgan.report.plots import plot_runs
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import RunDir
@@ -345,6 +347,17 @@ class Run:
         for other in compare:
             RunDir(other)  # a clear line for a path that is no run
         return plot_runs([self.path, *compare], out or self.path / "learning-curves.png")
+
+    def animate(self, out: str | Path | None = None, fps: float = 2.0) -> Path:
+        """The progress GIF (``seqgan animate``), a frame per snapshot; its path [RUN/progress.gif]."""
+        return write_gif(self.dir, out or self.path / "progress.gif", fps)
+
+    def report(self, out: str | Path | None = None, compare: Sequence[str | Path] = (), n: int | None = None,
+               seed: int = 0, device: Any = None, **made: Any) -> Path:
+        """The self-contained HTML report (``seqgan report``; :func:`seqgan.report.html.make_report`
+        says what ``made`` may hold); its path [RUN/report.html]."""
+        others = [Run(c, log=self.log) for c in compare]
+        return make_report(self, out or self.path / "report.html", others, n, seed, device, **made)
 
     def encode_samples(self, path: str | Path) -> torch.Tensor:
         """A samples file (one sample a line, as ``sample --out`` writes) as tokens (N, T)."""
