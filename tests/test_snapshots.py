@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -80,3 +81,23 @@ def test_resuming_can_change_the_snapshot_knobs(tmp_path, quick_run_factory):
     got = [(s.phase, s.epoch, len(s.lines())) for s in list_snapshots(run)]
     assert got[-1] == ("adversarial", 5, 3) and ("adversarial", 1, 8) in got
     assert [e for p, e, _ in got if p == "adversarial"] == [1, 5]  # 5 % 5 and the phase's last epoch
+
+
+@pytest.mark.gpu
+def test_snapshots_on_cuda(tmp_path):
+    """On a GPU the snapshot stream is a CUDA generator: the files hold CPU tokens, the last
+    one is the final generator's sample with the snapshot seed, and the GIF has a frame each."""
+    import io
+
+    from PIL import Image
+
+    from seqgan.report.animate import gif_bytes
+
+    run = seqgan.create_run(tmp_path / "r", data="oracle", preset="quick", seed=3, log=lambda m: None)
+    run.pretrain(epochs=2, device="cuda", progress=False)
+    snaps = list_snapshots(run.path)
+    assert [(s.phase, s.epoch) for s in snaps] == [("mle", 0), ("mle", 1), ("mle", 2)]
+    g = load_generator(run.dir, "latest", "cuda")
+    want = g.sample(8, generator=torch.Generator(device="cuda").manual_seed(snapshot_seed(3))).cpu()
+    assert torch.equal(snaps[-1].tokens(), want)
+    assert Image.open(io.BytesIO(gif_bytes(run.dir))).n_frames == 3
