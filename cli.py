@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from seqgan.cli_common import DEVICE_HELP, friendly, length_options, log, samples_source
+from seqgan.cli_common import DEVICE_HELP, friendly, length_options, log, samples_source, tensorboard_option
 from seqgan.cli_media import export_audio
 from seqgan.errors import UserError
 
@@ -90,14 +90,17 @@ def process_options(what: str):
                    "max_len=40, len_percentile=99, max_tunes=500, window=32, transpose=none "
                    "(repeatable; see the README's data specs).")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@tensorboard_option
 @process_options("each computing on a slice of every batch")
 @friendly
-def pretrain(data, out, preset, data_options, device, workers, timeout, **options):
+def pretrain(data, out, preset, data_options, device, tensorboard, workers, timeout, **options):
     """MLE pretraining of the generator (creates or resumes RUN)."""
-    from seqgan.api import pretrain_run, resolve_device
+    from seqgan.api import Run, pretrain_run, resolve_device
 
-    resolve_device(device)  # a bad --device fails before a run directory is created
-    st = pretrain_run(out, data, preset, data_options, log, device, workers, timeout, **options)
+    resolve_device(device)  # a bad --device (or a missing tensorboard) fails before a run is created
+    if tensorboard:
+        Run.check_tensorboard()
+    st = pretrain_run(out, data, preset, data_options, log, device, workers, timeout, tensorboard, **options)
     if st is not None:  # (under torchrun, only rank 0 reports)
         click.echo(f"pretrained {out}: {st['mle_epoch']} MLE epochs ({st['seconds']:.1f} s)")
 
@@ -106,13 +109,15 @@ def pretrain(data, out, preset, data_options, device, workers, timeout, **option
 @click.argument("run_dir", metavar="RUN")
 @knob_options("train")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@tensorboard_option
 @process_options("each computing on a slice of every batch")
 @friendly
-def train(run_dir, device, workers, timeout, **options):
+def train(run_dir, device, tensorboard, workers, timeout, **options):
     """Adversarial training of a pretrained RUN (resumes where it stopped)."""
     from seqgan.api import open_run
 
-    out = open_run(run_dir, log=log).train(device=device, workers=workers, timeout=timeout, **options)
+    out = open_run(run_dir, log=log).train(device=device, tensorboard=tensorboard, workers=workers,
+                                           timeout=timeout, **options)
     if out is None:  # (under torchrun, only rank 0 reports)
         return
     if "already_trained" in out:
@@ -128,12 +133,14 @@ def train(run_dir, device, workers, timeout, **options):
 @knob_options("coevolve")
 @process_options("each owning a block of cells")
 @click.option("--device", default=None, help=DEVICE_HELP)
+@tensorboard_option
 @friendly
-def coevolve(run_dir, workers, timeout, device, **options):
+def coevolve(run_dir, workers, timeout, device, tensorboard, **options):
     """Coevolve a population of GANs on a torus (Mustangs) from RUN's MLE generator."""
     from seqgan.api import open_run
 
-    out = open_run(run_dir, log=log).coevolve(device=device, workers=workers, timeout=timeout, **options)
+    out = open_run(run_dir, log=log).coevolve(device=device, workers=workers, timeout=timeout,
+                                              tensorboard=tensorboard, **options)
     if out is not None:  # (under torchrun, only rank 0 reports)
         click.echo(f"coevolved {run_dir}: {out['generation']} generations ({out['seconds']:.1f} s); "
                    f"best mixture: cell {out['best_cell']}, score {out['score']:.4f}")

@@ -123,9 +123,10 @@ def writing(run: Run, new: bool) -> Iterator[Run]:
     finally:
         run.dir.unlock()
 
+
 def pretrain_run(out: str | Path, data: str | None = None, preset: str | None = None,
                  data_options: Any = None, log: Log | None = None, device: Any = None, workers: int = 1,
-                 timeout: float = 120.0, **options: Any) -> dict[str, Any] | None:
+                 timeout: float = 120.0, tensorboard: bool = False, **options: Any) -> dict[str, Any] | None:
     """``seqgan pretrain``: create the run ``out`` on ``data`` (or resume it, see
     :func:`open_or_create`) and pretrain it (:meth:`Run.pretrain`); the counters. Under
     torchrun every rank calls this: rank 0 creates or opens the run, all train it
@@ -144,9 +145,9 @@ def pretrain_run(out: str | Path, data: str | None = None, preset: str | None = 
             with writing(run, new):
                 yield run
 
-        return launch(out, "pretrain", opener, device, workers, timeout, None, log,
+        return launch(out, "pretrain", opener, device, workers, timeout, None, log, tensorboard,
                       epochs=options.get("epochs"))
     run, new = open_or_create(out, data, preset, data_options, log, **options)
     with writing(run, new):
         return run.pretrain(epochs=None if new else options.get("epochs"), device=device,
-                            workers=workers, timeout=timeout)
+                            tensorboard=tensorboard, workers=workers, timeout=timeout)

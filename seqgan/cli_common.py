@@ -56,6 +56,12 @@ def length_options(f):
                              "tokens are the ordinary sample of the same seed.")(f)
 
 
+tensorboard_option = click.option(
+    "--tensorboard", is_flag=True,
+    help='Also log every epoch\'s metrics (and music piano rolls) to RUN/tensorboard/ (needs pip '
+         'install "seqgan[tensorboard]"; view with `tensorboard --logdir RUN`).')
+
+
 def _find_run_for(path: Path):
     from seqgan.api import open_run
 

@@ -26,6 +26,7 @@ from seqgan.report.audio import choose_synth
 from seqgan.report.animate import write_gif
 from seqgan.report.html import make_report
 from seqgan.report.plots import plot_runs
+from seqgan.report.tensorboard import require_tensorboard, with_tensorboard
 from seqgan.runs import options as opts
 from seqgan.runs.rundir import RunDir
 from seqgan.training.baselines import get_baseline
@@ -114,11 +115,20 @@ class Run:
         return RunTrainer(self.dir, device=device, log=self.log, progress=progress,
                           allow_import=allow_import, callbacks=tuple(callbacks)).resume()
 
+    def _board(self, callbacks: Sequence, tensorboard: bool):
+        return with_tensorboard(self.path, self.vocab, callbacks, tensorboard)
+
+    @staticmethod
+    def check_tensorboard() -> None:
+        """A one-line UserError unless ``tensorboard=True`` can work (the package is installed)."""
+        require_tensorboard()
+
     def pretrain(self, epochs: int | None = None, device: Any = None, callbacks: Sequence = (),
-                 progress: bool | None = None, workers: int = 1, timeout: float = 120.0
-                 ) -> dict[str, Any] | None:
+                 progress: bool | None = None, tensorboard: bool = False, workers: int = 1,
+                 timeout: float = 120.0) -> dict[str, Any] | None:
         """MLE pretraining (``seqgan pretrain``): up to ``epochs`` MLE epochs in total (more
         than the run has continues MLE while the discriminator is untrained); the counters.
+        ``tensorboard`` also logs to ``RUN/tensorboard/`` (:mod:`seqgan.report.tensorboard`).
         ``workers`` > 1 or torchrun: data-parallel (:mod:`seqgan.distributed.data_parallel`)."""
         resolve_device(device)
         if epochs is not None:
@@ -129,24 +139,25 @@ class Run:
             from seqgan.distributed.data_parallel import launch
 
             return launch(self.path, "pretrain", self.lock, device, workers, timeout, progress, self.log,
-                          epochs=epochs)
-        with self.lock():
+                          tensorboard=tensorboard, epochs=epochs)
+        with self.lock(), self._board(callbacks, tensorboard) as cbs:
             self._refuse_population()
-            trainer = self._trainer(device, False, callbacks, progress)
+            trainer = self._trainer(device, False, cbs, progress)
             if epochs is not None:
                 trainer.set_mle_epochs(epochs)
             trainer.pretrain_mle()
             return dict(trainer.state)
 
     def train(self, device: Any = None, callbacks: Sequence = (), progress: bool | None = None,
-              workers: int = 1, timeout: float = 120.0, **options: Any) -> dict[str, Any] | None:
+              tensorboard: bool = False, workers: int = 1, timeout: float = 120.0,
+              **options: Any) -> dict[str, Any] | None:
         """Discriminator pretraining and adversarial training (``seqgan train``), MLE first
         if it is not done; resumes where the run stopped. ``options`` are ``seqgan train``'s
         (``epochs``, ``lambda_``, ``objective``, ``rollout_num``, ... see
         ``seqgan train --help``); ``epochs`` is the total. Returns the counters and the
         last metrics; where the run already had all the epochs asked for, nothing is
-        trained or saved and ``"already_trained"`` holds a message saying so. ``workers`` and
-        ``timeout`` as in :meth:`pretrain`."""
+        trained or saved and ``"already_trained"`` holds a message saying so. ``tensorboard``,
+        ``workers`` and ``timeout`` as in :meth:`pretrain`."""
         resolve_device(device)
         from seqgan.distributed.group import under_torchrun
 
@@ -154,11 +165,11 @@ class Run:
             from seqgan.distributed.data_parallel import launch
 
             return launch(self.path, "train", self.lock, device, workers, timeout, progress, self.log,
-                          options=options)
-        with self.lock():
+                          tensorboard=tensorboard, options=options)
+        with self.lock(), self._board(callbacks, tensorboard) as cbs:
             self._refuse_population()
             changed = self._apply_train_options(options)
-            trainer = self._trainer(device, options.get("objective") is not None, callbacks, progress)
+            trainer = self._trainer(device, options.get("objective") is not None, cbs, progress)
             done = nothing_to_train(self.path, trainer.state, trainer.tc, options.get("epochs"), changed)
             if done is not None:  # nothing is saved
                 return done
@@ -169,7 +180,8 @@ class Run:
             return {**trainer.state, "metrics": last[-1]["metrics"] if last else {}}
 
     def coevolve(self, device: Any = None, callbacks: Sequence = (), progress: bool | None = None,
-                 workers: int = 1, timeout: float = 120.0, **options: Any) -> dict[str, Any]:
+                 workers: int = 1, timeout: float = 120.0, tensorboard: bool = False,
+                 **options: Any) -> dict[str, Any]:
         """Coevolve a population of generator/discriminator pairs on a torus (``seqgan
         coevolve``, :mod:`seqgan.evolve`), starting from the run's MLE generator; resumes
         where it stopped. ``options`` are ``seqgan coevolve``'s (``grid``, ``generations``
@@ -177,26 +189,28 @@ class Run:
         ``workers`` > 1 runs the cells on that many processes of this machine (under
         torchrun, the launcher's processes are used instead); collectives time out after
         ``timeout`` seconds. ``callbacks`` receive each cell's record per generation (in
-        one process). Returns the generation, the best cell and its mixture's score."""
+        one process). ``tensorboard`` as in :meth:`pretrain` (with several processes, the
+        records are written when the job ends). Returns the generation, the best cell and
+        its mixture's score."""
         resolve_device(device)
         if not isinstance(workers, int) or workers < 1:
             raise UserError(f"--workers must be an integer >= 1; got {workers}")
         allow = options.get("objective") is not None
         from seqgan.distributed.group import under_torchrun
 
-        if under_torchrun():
-            return self._coevolve_torchrun(device, progress, timeout, allow, options)
-        with self.lock():
+        if tensorboard:
+            require_tensorboard()
+        if under_torchrun() or workers > 1:
+            start = len(self.metrics())
+            out = self._coevolve_torchrun(device, progress, timeout, allow, options) if under_torchrun() \
+                else self._coevolve_spawn(device, workers, timeout, allow, options)
+            if tensorboard and out is not None:  # (rank 0) the records the workers logged
+                with self._board((), True) as (board,):
+                    board.replay(self.metrics()[start:])
+            return out
+        with self.lock(), self._board(callbacks, tensorboard) as cbs:
             changed = self._apply_train_options(options, "coevolve")
-            if workers > 1:
-                self._check_can_coevolve()
-                if changed:
-                    self.dir.save_config()
-                from seqgan.distributed.coevolve import spawn
-
-                return spawn(self.path, workers, device, allow, timeout)
-            co = Coevolution(self.dir, self.config.evolve, device, self.log, progress, allow,
-                             tuple(callbacks))
+            co = Coevolution(self.dir, self.config.evolve, device, self.log, progress, allow, cbs)
             co.resume()
             if changed:
                 self.dir.save_config()
@@ -204,6 +218,18 @@ class Run:
             best, score = co.best()
             return {"generation": co.pop.generation, "best_cell": best, "score": score,
                     "seconds": co.seconds}
+
+    def _coevolve_spawn(self, device: Any, workers: int, timeout: float, allow: bool,
+                        options: dict[str, Any]) -> dict[str, Any]:
+        """Coevolve on ``workers`` processes of this machine (:func:`seqgan.distributed.coevolve.spawn`)."""
+        from seqgan.distributed.coevolve import spawn
+
+        with self.lock():
+            changed = self._apply_train_options(options, "coevolve")
+            self._check_can_coevolve()
+            if changed:
+                self.dir.save_config()
+            return spawn(self.path, workers, device, allow, timeout)
 
     def _check_can_coevolve(self) -> None:
         cfg = self.config.evolve
