@@ -89,8 +89,8 @@ def test_each_evaluation_records_style_and_the_selected_epoch(trained):
     ref = seqgan.open_run(trained["whole"])
     from seqgan.training.selection import data_reference
 
-    want = choose(adv, data_reference(ref.dir.data()["train"], ref.vocab, ref.config.train.eval_samples,
-                                      ref.config.train.seed), "ratio_of_steps", 0.5)
+    want = choose(adv, data_reference(ref.dir.data()["train"], ref.vocab, ref.config.train.seed),
+                  "ratio_of_steps", 0.5)
     assert adv[-1]["selected"] == {"epoch": want.epoch, "within": want.within}
     assert (trained["whole"] / SELECTED_FILE).is_file()
 
