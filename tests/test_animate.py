@@ -68,3 +68,9 @@ def test_bad_animate_requests(oracle, tmp_path):
     shutil.rmtree(bare / "snapshots")  # a run made before snapshots existed
     assert "has no snapshots" in error_line(invoke("animate", bare))
     assert not (bare / "progress.gif").exists()
+
+
+def test_a_sample_with_dollars_is_drawn_as_text():
+    from seqgan.report.animate import _text_body
+
+    assert _text_body(["it costs $5 and $x^{2", "\\frac{"], 2).size == (1000, 70)  # no mathtext error

@@ -71,7 +71,8 @@ def _text_body(lines: list[str], rows: int):
     step = 1.0 / (rows + 0.8)
     for i, line in enumerate(lines[:rows]):
         shown = line if len(line) <= TEXT_WIDTH else line[:TEXT_WIDTH - 1] + "…"
-        fig.text(0.01, 1 - (i + 0.9) * step, f"{i:>2}  {shown}", family="monospace", fontsize=9, va="center")
+        fig.text(0.01, 1 - (i + 0.9) * step, f"{i:>2}  {shown}", family="monospace", fontsize=9, va="center",
+                 parse_math=False)  # a "$" in a sample is text, not mathtext
     canvas.draw()
     return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
