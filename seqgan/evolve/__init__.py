@@ -9,5 +9,7 @@ neighbours' weights only, with a random stream derived from (seed, cell, generat
 (:func:`.operators.cell_seed`), so the order of the cells, the number of processes and a
 resume cannot change the result. Selection, mutation and the (1+1)-ES of the mixture
 weights are in :mod:`.operators`; the mixture's exact likelihood in :mod:`.mixture`; the
-population, its checkpoints and metrics in :mod:`.population`.
+population, its checkpoints and metrics in :mod:`.population`. With ``batched_cells`` a
+process updates all of its cells at once as stacked models, with the same draws
+(:mod:`.batched`; equal to float rounding, not bit for bit).
 """

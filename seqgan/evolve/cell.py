@@ -42,6 +42,8 @@ from seqgan.training.rollout import RolloutPolicy
 from seqgan.training.state import TrainingState
 
 Weights = dict[str, torch.Tensor]
+# a cell's second stream (sampling, rollouts, shuffles, dropout) is seeded cell_seed ^ this
+TRAIN_STREAM = 0x5DEECE66D
 
 
 @dataclass
@@ -105,14 +107,17 @@ def fitness(gs: list[Generator], ds: list[Discriminator], real: torch.Tensor, n:
     return g_fit.tolist(), d_fit.tolist(), fakes
 
 
-def _adopt_generator(cell: Cell, g_sd: Weights) -> None:
+def adopt_generator(cell: Cell, g_sd: Weights) -> None:
+    """The cell's G takes the weights ``g_sd``, with a fresh Adam (at ``cell.lr_g``) and
+    rollout policy (a copy of the new G)."""
     st = cell.st
     st.G.load_state_dict(g_sd)
     st.opt_adv = torch.optim.Adam(st.G.parameters(), lr=cell.lr_g)
     st.rollout = RolloutPolicy(st.G)
 
 
-def _adopt_discriminator(cell: Cell, d_sd: Weights) -> None:
+def adopt_discriminator(cell: Cell, d_sd: Weights) -> None:
+    """The cell's D takes the weights ``d_sd``, with a fresh Adam (at ``cell.lr_d``)."""
     st = cell.st
     st.D.load_state_dict(d_sd)
     st.d_trainer.reset_optimizer(cell.lr_d)
@@ -124,7 +129,7 @@ def update_cell(cell: Cell, snaps: list[tuple[Weights, Weights]], data: torch.Te
     (index 0 its own); updates the cell in place and returns it (``cell.info``: metrics)."""
     s = cell_seed(seed, cell.index, generation)
     rng = torch.Generator().manual_seed(s)
-    torch.manual_seed(s ^ 0x5DEECE66D)  # the stream of sampling, rollouts, shuffles, dropout
+    torch.manual_seed(s ^ TRAIN_STREAM)  # the stream of sampling, rollouts, shuffles, dropout
     st, tc, dev = cell.st, cfg.train, cell.st.device
     gs, ds = _models(cfg, dev, snaps)
     real = data[torch.randperm(len(data), device=data.device)[:ecfg.fitness_samples]]
@@ -132,9 +137,9 @@ def update_cell(cell: Cell, snaps: list[tuple[Weights, Weights]], data: torch.Te
     gi = tournament(g_fit, rng, ecfg.tournament_size)
     di = tournament(d_fit, rng, ecfg.tournament_size)
     if gi:
-        _adopt_generator(cell, snaps[gi][0])
+        adopt_generator(cell, snaps[gi][0])
     if di:
-        _adopt_discriminator(cell, snaps[di][1])
+        adopt_discriminator(cell, snaps[di][1])
 
     losses, rewards = [], []
     for _ in range(tc.g_steps):
@@ -168,10 +173,10 @@ def update_cell(cell: Cell, snaps: list[tuple[Weights, Weights]], data: torch.Te
                        + torch.stack([(st.D.prob_real(f) < 0.5).float().mean() for f in fakes]).mean()) / 2)
     replaced = []
     if len(gs) > 1 and g_now < min(g_fit[1:]):
-        _adopt_generator(cell, snaps[max(range(len(g_fit)), key=g_fit.__getitem__)][0])
+        adopt_generator(cell, snaps[max(range(len(g_fit)), key=g_fit.__getitem__)][0])
         replaced.append("generator")
     if len(ds) > 1 and d_now < min(d_fit[1:]):
-        _adopt_discriminator(cell, snaps[max(range(len(d_fit)), key=d_fit.__getitem__)][1])
+        adopt_discriminator(cell, snaps[max(range(len(d_fit)), key=d_fit.__getitem__)][1])
         replaced.append("discriminator")
     st.G.train()
     st.D.train()

@@ -7,6 +7,9 @@ its neighbourhood's *new* generators by the (1+1)-ES (:func:`evolve_mixture`). B
 pure functions of a cell, its neighbours' weights and (seed, cell, generation), so
 ``order`` — the order in which cells are updated — cannot change the result (a test runs
 two orders), and a process that owns some cells computes exactly what this one does.
+With ``batched_cells`` the owned cells are updated at once, as stacked models
+(:func:`~seqgan.evolve.batched.update_cells`: the same draws and decisions, equal to float
+rounding; the number of cells stacked, i.e. of processes, can change the last bits).
 
 Mixture scores (lower is better): ``nll`` — the exact NLL per token of held-out data,
 ``logsumexp`` over the members' log-likelihoods (:mod:`seqgan.evolve.mixture`); or a score
@@ -26,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from seqgan.evolve.batched import update_cells
 from seqgan.evolve.cell import Cell, new_cell, set_lr, update_cell
 from seqgan.evolve.grid import Torus
 from seqgan.evolve.mixture import MixtureGenerator, mixture_nll, sequence_log_likelihoods
@@ -115,13 +119,19 @@ class Population:
         return {j: tuple(unflatten(flat, template, self.device)) for j, flat in got.items()}
 
     def step(self, order: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        """One generation (owned cells updated in ``order``, default ascending); the owned
+        """One generation (owned cells updated in ``order``, default ascending; with
+        ``batched_cells`` all at once, stacked in that order: :mod:`.batched`); the owned
         cells' records."""
         snaps = self.snapshot()
         gen = self.generation
-        for k in (order if order is not None else self.owned):
-            update_cell(self.cells[k], [snaps[j] for j in self.neighbours[k]], self.data, self.cfg,
-                        self.ecfg, self.objective, self.vocab, self.seed, gen)
+        order = list(order if order is not None else self.owned)
+        if self.ecfg.batched_cells:  # every owned cell at once, as stacked models
+            update_cells([self.cells[k] for k in order], [[snaps[j] for j in self.neighbours[k]] for k in order],
+                         self.data, self.cfg, self.ecfg, self.objective, self.vocab, self.seed, gen)
+        else:
+            for k in order:
+                update_cell(self.cells[k], [snaps[j] for j in self.neighbours[k]], self.data, self.cfg,
+                            self.ecfg, self.objective, self.vocab, self.seed, gen)
         self.generation += 1
         self.evolve_mixtures()
         return [self.record(self.cells[k]) for k in self.owned]

@@ -171,10 +171,12 @@ class StackedAdam:
         return {"state": state, "param_groups": [group]}
 
     @torch.no_grad()
-    def load_member_state(self, k: int, opt: torch.optim.Optimizer) -> None:
-        """Member k's moments, step and rate from a single model's ``torch.optim.Adam``
-        (parameters in this optimizer's order)."""
-        params = [p for g in opt.param_groups for p in g["params"]]
+    def load_member_state(self, k: int, opt: torch.optim.Optimizer,
+                          params: Sequence[torch.Tensor] | None = None) -> None:
+        """Member k's moments, step and rate from a single model's ``torch.optim.Adam``;
+        ``params``: that model's parameters in this optimizer's (stacked) order, by default
+        ``opt``'s own order (which for a :class:`Discriminator` is not the stacked one)."""
+        params = [p for g in opt.param_groups for p in g["params"]] if params is None else list(params)
         self.lr[k] = float(opt.param_groups[0]["lr"])
         steps = set()
         for i, p in enumerate(params):

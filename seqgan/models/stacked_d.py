@@ -152,18 +152,23 @@ class StackedDiscriminator(nn.Module):
         return ce + self.cfg.l2_reg * l2, logits
 
     @torch.no_grad()
-    def prob_real(self, tokens: torch.Tensor) -> torch.Tensor:
-        """D_k(Y) of each member's tokens (K, B, T): (K, B), in eval mode (a WGAN critic:
-        σ of its score)."""
+    def verdicts(self, tokens: torch.Tensor, critic: bool = False) -> torch.Tensor:
+        """Per member's tokens (K, B, T), in eval mode: softmax(logits)[1], or with
+        ``critic`` the score logit_real - logit_fake (:meth:`Discriminator.verdict`); (K, B)."""
         was = self.training
         self.eval()
         try:
             logits = self.forward(tokens).float()
         finally:
             self.train(was)
+        return logits[..., 1] - logits[..., 0] if critic else torch.softmax(logits, -1)[..., 1]
+
+    def prob_real(self, tokens: torch.Tensor) -> torch.Tensor:
+        """D_k(Y) of each member's tokens (K, B, T): (K, B), in eval mode (a WGAN critic:
+        σ of its score)."""
         if self.cfg.loss == "wgan":
-            return torch.sigmoid(logits[..., 1] - logits[..., 0])
-        return torch.softmax(logits, -1)[..., 1]
+            return torch.sigmoid(self.verdicts(tokens, critic=True))
+        return self.verdicts(tokens)
 
 
 def d_epoch(D: StackedDiscriminator, opt: StackedAdam, pos: torch.Tensor, neg: torch.Tensor,

@@ -37,3 +37,9 @@ class EvolveConfig:
                               choices=MIXTURE_SCORES, command="coevolve")
     fitness_samples: int = knob(256, "Sequences per model when fitness is measured.", lo=2)
     heldout: int = knob(1000, "Held-out sequences (at most) that score a mixture.", lo=1)
+    batched_cells: bool = knob(False, "Update all of a process's cells as one stacked model per "
+                               "generation (seqgan.evolve.batched): the same algorithm and random draws "
+                               "as one cell at a time, equal to float rounding (not bit for bit); "
+                               "each worker stacks only its own cells, so results may differ at "
+                               "float level with the number of workers. Recorded in the run.",
+                               command="coevolve", negatable=True)
