@@ -11,13 +11,24 @@ For each size, K = 1, 4, 9 members (a 3×3 population), and on the CPU each
 ``--threads`` setting. The ratio column is the step's time over one separate member's
 (K = 1) at the same size and threads; the goal for K = 9 is ≤ 4× on a CPU, ≤ 2× on a GPU.
 
+``--what generation`` instead times one whole coevolution generation of a 3×3 population
+of ``quick``-sized cells (oracle data, the ``quick`` preset, Mustangs' defaults: 256
+fitness samples, random losses), the default path (one cell after another) against
+``--batched-cells`` (seqgan.evolve.batched: every cell at once as stacked models), both
+from the same population, alternating, median of ``--repeats`` generations after one
+warm-up each; it also prints whether the two made the same discrete decisions and their
+largest weight difference.
+
 Usage::
 
     python bench/bench_population.py                      # CPU: 1 and 2 threads
     PYTHONPATH=. python bench/bench_population.py --device cuda
+    python bench/bench_population.py --what generation --threads 1
+    PYTHONPATH=. python bench/bench_population.py --what generation --device cuda   # < 1 minute
 
-Only torch and seqgan.models are imported (no music21/nltk/pretty_midi). Prints a
-Markdown table; record it in bench/RESULTS.md with the machine, date and commit.
+Only torch and seqgan (models, evolve, the oracle's data) are imported, no
+music21/nltk/pretty_midi. Prints a Markdown table; record it in bench/RESULTS.md with the
+machine, date and commit.
 """
 from __future__ import annotations
 
@@ -124,9 +135,51 @@ def stacked(gc, dc, B, K, dev):
     return {"mle": lambda: mle_update(S, g_opt, data, CLIP), "d": d_step, "pg": pg}
 
 
+def generation(dev: torch.device, threads: list[int], repeats: int, grid: str = "3x3") -> None:
+    """One coevolution generation, default path against ``--batched-cells`` (module docstring)."""
+    from seqgan.datasets import load_corpus
+    from seqgan.evolve.population import Population
+    from seqgan.runs.evolve_config import EvolveConfig
+    from seqgan.runs.presets import get_preset
+
+    cfg = get_preset("quick")
+    corpus = load_corpus("oracle", cfg.data, cfg.data.seq_len, 0)
+    cfg.generator.vocab_size = len(corpus.vocab)
+    print("| grid | threads | default (ms) | batched (ms) | default / batched | same decisions | max weight diff |")
+    print("|---|---|---|---|---|---|---|")
+    for n in threads:
+        torch.set_num_threads(n)
+        pops, times, recs = {}, {False: [], True: []}, {False: [], True: []}
+        for batched in (False, True):
+            ecfg = EvolveConfig(grid=grid, d_pretrain=1, batched_cells=batched)
+            pop = Population(cfg, ecfg, dev, 7, corpus.train.to(dev), corpus.test[:256].to(dev),
+                             corpus.oracle.to(dev), corpus.vocab)
+            pop.populate(None)
+            recs[batched] += pop.step()  # warm-up
+            pops[batched] = pop
+        for _ in range(repeats):
+            for batched, pop in pops.items():
+                sync(dev)
+                t0 = time.perf_counter()
+                recs[batched] += pop.step()
+                sync(dev)
+                times[batched].append(time.perf_counter() - t0)
+        keys = ("g_losses", "selected", "replaced")
+        same = all(a[k] == b[k] for a, b in zip(recs[False], recs[True]) for k in keys)
+        diff = max(float((va - vb).abs().max()) for ca, cb in zip(pops[False].cells.values(), pops[True].cells.values())
+                   for m in ("G", "D") for va, vb in zip(getattr(ca.st, m).state_dict().values(),
+                                                         getattr(cb.st, m).state_dict().values()))
+        a, b = (statistics.median(times[x]) * 1e3 for x in (False, True))
+        print(f"| {grid} | {n} | {a:.0f} | {b:.0f} | {a / b:.2f}× | {'yes' if same else 'no'} | {diff:.1e} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--what", choices=("step", "generation"), default="step",
+                    help="step: K members' training step, stacked vs separate; generation: one 3x3 "
+                         "coevolution generation, default vs --batched-cells")
     ap.add_argument("--threads", default="1,2", help="CPU intra-op threads to try (comma-separated)")
     ap.add_argument("--members", default="1,4,9")
     ap.add_argument("--sizes", default="quick,seqgan")
@@ -137,6 +190,11 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     threads = [int(x) for x in args.threads.split(",")] if dev.type == "cpu" else [torch.get_num_threads()]
+    if args.what == "generation":
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+        print(f"device {name}, torch {torch.__version__}; one generation, median of {args.repeats}")
+        generation(dev, threads, args.repeats)
+        return
     members = [int(x) for x in args.members.split(",")]
     goal = 4.0 if dev.type == "cpu" else 2.0
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
