@@ -2,7 +2,9 @@
 
 (a) Rewards for one batch (B 64, T 20, V 5000, N 16 rollouts): our batched rollout vs a
     straightforward loop over rollouts and prefixes that recomputes every prefix (how
-    existing tools do it), both scored by the same discriminator.
+    existing tools do it), both scored by the same discriminator; and the batched rollout
+    with prefix-shared discriminator scores (the CPU's default; off by default on GPUs).
+    On the CPU bench/bench_cpu.py is the fuller comparison.
 (b) Discriminator training epoch (10k real + 10k generated, batch 64), by implementation:
     Conv1d per bank (eager), one matmul over windows ("fused", eager and in a whole-step
     CUDA graph), a few grouped matmuls ("grouped"), each with and without torch.compile
@@ -35,6 +37,7 @@ from seqgan.models.generator import GeneratorConfig  # noqa: E402
 from seqgan.training.d_training import DiscriminatorTrainer  # noqa: E402
 from seqgan.models.discriminator import Discriminator  # noqa: E402
 from seqgan.models.generator import Generator  # noqa: E402
+from seqgan.training.rewards import DiscriminatorScorer, RewardFn  # noqa: E402
 from seqgan.training.rollout import RolloutPolicy, reference_rewards  # noqa: E402
 
 
@@ -126,10 +129,19 @@ def main() -> None:
     score_conv = lambda toks, _g: D_conv.prob_real(toks)  # noqa: E731
     t_loop = timeit(lambda: reference_rewards(policy.model, seqs, score_conv, N), dev,
                     max(1, args.repeats - 1))
+    fn = RewardFn(DiscriminatorScorer(D), 1.0)  # offers prefix-shared scores
+    shared = lambda: policy.rewards(seqs, fn, N, prefix_shared=True)  # noqa: E731
+    torch.manual_seed(1)
+    q_shared = shared()  # warm-up
+    torch.manual_seed(1)
+    q_plain = policy.rewards(seqs, score, N)
+    t_shared = timeit(shared, dev, args.repeats)
     results["rewards_one_batch_s"] = {"batched": t_batched, "loop": t_loop,
-                                      "speedup": t_loop / t_batched}
+                                      "speedup": t_loop / t_batched, "prefix_shared": t_shared,
+                                      "max_abs_dq_shared_vs_batched": float((q_shared - q_plain).abs().max())}
     print(f"(a) rewards, one batch: batched {t_batched * 1e3:.1f} ms, loop {t_loop * 1e3:.1f} ms, "
-          f"{t_loop / t_batched:.1f}x")
+          f"{t_loop / t_batched:.1f}x; batched with prefix-shared scores {t_shared * 1e3:.1f} ms "
+          f"(same seed: max |dQ| {results['rewards_one_batch_s']['max_abs_dq_shared_vs_batched']:.1e})")
 
     # (b) discriminator epochs
     neg = G.sample(args.n_real)

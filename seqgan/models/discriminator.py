@@ -11,26 +11,30 @@ All filters live in one parameter ``bank_weight`` (F, K, E) (K the widest filter
 of width k uses ``bank_weight[f, :k]``, the rest is held at zero by a fixed mask) and
 ``bank_bias`` (F,). Two implementations read the same parameters:
 
-- ``conv``: one ``conv1d`` per bank over the embedding as channels (cheapest FLOPs; best
-  on the CPU).
+- ``conv``: one ``conv1d`` per bank over the embedding as channels (as few FLOPs as
+  ``grouped`` on the CPU, in oneDNN's kernels).
 - ``fused``: every bank in one matrix product. The embedded sequence is padded to
   T + K - 1 and unfolded into windows of width K, multiplied by the masked (F, K·E)
   weight, and positions past a bank's valid length T - k are masked to 0 before the
   max-pool (after ReLU every value is ≥ 0, so a masked 0 never wins over a valid value
   wrongly: the max of valid ReLU outputs is ≥ 0). Few large kernels instead of dozens of
   small ones: what makes a small-batch training step cheap on a GPU.
-- ``grouped``: the same over a few groups of consecutive banks (SeqGAN's split as
-  {1..5}, {6..10}, {15, 20}). A group of widths k_min..k_max uses windows of k_max at
+- ``grouped``: the same over a few groups of consecutive banks. On GPUs SeqGAN's split is
+  {1..5}, {6..10}, {15, 20}: a group of widths k_min..k_max uses windows of k_max at
   the T - k_min + 1 positions some bank of it can use, so zero padding and never-valid
   positions cost far fewer FLOPs (SeqGAN's banks, T 20: 13 M multiply-adds per sequence
-  instead of 44 M) for two more matrix products. The groups come from
-  :func:`group_banks`.
+  instead of 44 M) for two more matrix products; the groups come from
+  :func:`group_banks`. On the CPU, where one more matrix product costs next to nothing,
+  every width is its own group (7.6 M multiply-adds, those of a Conv1d per bank) and
+  the max-pool's backward is written out (:mod:`seqgan.models.disc_windows`): the
+  fastest CPU implementation, so ``auto`` picks it there.
 
 Banks wider than T are dropped (they would see no window).
 """
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 
 from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, knob
+from seqgan.models.disc_windows import PrefixWindows, bank_features, width_groups
 
 SEQGAN_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 SEQGAN_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
@@ -58,7 +63,7 @@ class DiscriminatorConfig:
     lr: float = knob(1e-4, "Adam learning rate.", lo=0.0, lo_open=True, hi=MAX_LR)
     batch_size: int = knob(64, "Discriminator batch; larger is faster but departs from SeqGAN.",
                            lo=1, command="train", flag="d-batch-size")
-    impl: str = knob("auto", "How D's filter banks are computed: auto (fused on GPUs, conv on "
+    impl: str = knob("auto", "How D's filter banks are computed: auto (fused on GPUs, grouped on "
                      "CPUs), fused (one matmul), grouped (a few matmuls, fewer FLOPs), conv "
                      "(Conv1d per bank). Same weights and results either way.",
                      choices=DISCRIMINATOR_IMPLS, command="train", flag="d-impl")
@@ -163,11 +168,12 @@ class Discriminator(nn.Module):
         runs = group_banks(self.filter_sizes, self.num_filters, seq_len, cfg.emb_dim)
         self.groups = [group(i, j) for i, j in runs]
         self.whole = [group(0, len(banks))]
+        self.width_runs = width_groups(self.filter_sizes, self.num_filters)  # the CPU's groups
 
     def _resolved_impl(self, T: int) -> str:
         impl = self.impl
         if impl == "auto":
-            impl = "fused" if self.embedding.weight.is_cuda else "conv"
+            impl = "fused" if self.embedding.weight.is_cuda else "grouped"
         return impl if T == self.seq_len else "conv"  # masks are built for seq_len
 
     def banks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -184,6 +190,8 @@ class Discriminator(nn.Module):
         e = self.embedding(tokens)  # (B, T, E)
         B, T, E = e.shape
         impl = self._resolved_impl(T)
+        if impl == "grouped" and not e.is_cuda and not torch.compiler.is_compiling():
+            return bank_features(e, self.bank_weight, self.bank_bias, self.width_runs)
         if impl in ("fused", "grouped"):
             return self._window_features(e, self.whole if impl == "fused" else self.groups)
         x = e.transpose(1, 2)  # (B, E, T)
@@ -217,7 +225,11 @@ class Discriminator(nn.Module):
         trainer draws it outside the compiled part of its step, so compiled code holds no
         random number generation of its own.
         """
-        x = self.features(tokens)  # (B, F)
+        return self.head(self.features(tokens), keep)
+
+    def head(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 2) from max-pooled features x (B, F): highway, dropout (or the given
+        ``keep`` mask while training, see :meth:`forward`), output layer."""
         tau = torch.sigmoid(self.highway_t(x))
         x = tau * torch.relu(self.highway_h(x)) + (1.0 - tau) * x
         if keep is not None and self.training:
@@ -235,34 +247,55 @@ class Discriminator(nn.Module):
             return keep.zero_()
         return keep.bernoulli_(1.0 - p).div_(1.0 - p)
 
-    @torch.no_grad()
+    @staticmethod
+    def verdict(logits: torch.Tensor, critic: bool = False) -> torch.Tensor:
+        """Per row of logits (M, 2): the probability of "real" softmax(l)[1], or for a
+        critic its score l_1 - l_0; (M,) float32."""
+        logits = logits.float()
+        return logits[:, 1] - logits[:, 0] if critic else torch.softmax(logits, 1)[:, 1]
+
+    @contextmanager
+    def _evaluating(self):
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def _verdicts(self, tokens: torch.Tensor, chunk: int, critic: bool) -> torch.Tensor:
+        with self._evaluating():
+            return torch.cat([self.verdict(self.forward(tokens[s:s + chunk]), critic)
+                              for s in range(0, tokens.shape[0], chunk)])
+
     def prob_real(self, tokens: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
         """D(Y): probability that each sequence is real, (B,), in eval mode, in chunks: the
         softmax of the two logits (for a WGAN critic σ(s(Y)), only a monotone view of its
         score, as fitness needs)."""
         if self.cfg.loss == "wgan":
             return torch.sigmoid(self.critic(tokens, chunk))
-        was_training = self.training
-        self.eval()
-        try:
-            return torch.cat([torch.softmax(self.forward(tokens[s:s + chunk]).float(), 1)[:, 1]
-                              for s in range(0, tokens.shape[0], chunk)])
-        finally:
-            self.train(was_training)
+        return self._verdicts(tokens, chunk, critic=False)
 
-    @torch.no_grad()
     def critic(self, tokens: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
         """The score s(Y) = logit_real - logit_fake, (B,), in eval mode, in chunks."""
-        was_training = self.training
-        self.eval()
-        try:
-            outs = []
-            for s in range(0, tokens.shape[0], chunk):
-                logits = self.forward(tokens[s:s + chunk]).float()
-                outs.append(logits[:, 1] - logits[:, 0])
-            return torch.cat(outs)
-        finally:
-            self.train(was_training)
+        return self._verdicts(tokens, chunk, critic=True)
+
+    def prefix_windows(self, seqs: torch.Tensor) -> PrefixWindows:
+        """Y's (B, T) window maxima that completions of its prefixes share (see
+        :meth:`prefix_verdicts`)."""
+        with self._evaluating():
+            return PrefixWindows(seqs, self.embedding, self.bank_weight, self.bank_bias,
+                                 self.width_runs)
+
+    def prefix_verdicts(self, shared: PrefixWindows, tokens: torch.Tensor, t: int,
+                        critic: bool = False) -> torch.Tensor:
+        """:meth:`verdict` (M,) in eval mode of completions ``tokens`` (M, T) of the prefixes
+        Y[:t] of ``shared``'s Y (row r completes Y's row r mod B): equal, up to float
+        rounding, to scoring ``tokens`` from scratch, with the filter windows inside Y[:t]
+        taken from Y (:class:`~seqgan.models.disc_windows.PrefixWindows`)."""
+        with self._evaluating():
+            return self.verdict(self.head(shared.features(tokens, t)), critic)
 
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
              keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from seqgan.errors import UserError
 from seqgan.metrics.bleu import BleuReference, eos_lengths
 from seqgan.objectives import get_objective
 from seqgan.training.g_losses import draw, get_g_loss
-from seqgan.training.rewards import RewardFn, check_rewards, subtract_baseline
+from seqgan.training.rewards import DiscriminatorScorer, RewardFn, check_rewards, subtract_baseline
 from seqgan.training.state import TrainingState
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
@@ -46,9 +46,7 @@ def objective_for(tc: Any, allow_import: bool = False):
 def discriminator_scorer(D: Any, chunk: int) -> Scorer:
     """S(Y) = D's probability that Y is real (a WGAN critic: its raw score, which the reward
     rescales per batch), scored in chunks of ``chunk``."""
-    if D.cfg.loss == "wgan":
-        return lambda tokens: D.critic(tokens, chunk=chunk)
-    return lambda tokens: D.prob_real(tokens, chunk=chunk)
+    return DiscriminatorScorer(D, chunk)
 
 
 def discriminator_reward(D: Any, tc: Any, objective: Any, vocab: Any) -> RewardFn:

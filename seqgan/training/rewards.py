@@ -83,10 +83,13 @@ class RewardFn:
         except UserError as e:
             raise TrainingError(str(e)) from None
 
-    def __call__(self, tokens: torch.Tensor, group_size: int) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, group_size: int,
+                 d: torch.Tensor | None = None) -> torch.Tensor:
+        """R (M,) of tokens (M, T) in groups of ``group_size`` rows; ``d`` (M,): the
+        scorer's values for these rows when already computed."""
         r = torch.zeros(tokens.shape[0], device=tokens.device)
         if self.lambda_ > 0:
-            d = self.scorer(tokens).float()
+            d = (self.scorer(tokens) if d is None else d).float()
             if self.rescale:
                 d = rescale_groups(d, group_size)
             r = r + self.lambda_ * (d if self.transform is None else self.transform(d))
@@ -96,6 +99,38 @@ class RewardFn:
                 o = o * duplicate_weights(tokens, group_size)
             r = r + (1.0 - self.lambda_) * o
         return r
+
+
+    def prefix_scorer(self, seqs: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor] | None:
+        """For Monte Carlo completions of the prefixes of ``seqs`` (B, T): a function
+        ``(completions (M, T) of Y[:t], t) -> R (M,)`` whose scorer shares the windows inside
+        each prefix (:class:`DiscriminatorScorer`), or None when the scorer cannot."""
+        if self.lambda_ == 0 or not hasattr(self.scorer, "prefix_windows"):
+            return None
+        shared, B = self.scorer.prefix_windows(seqs), seqs.shape[0]
+        return lambda tokens, t: self(tokens, B, self.scorer.prefix_verdicts(shared, tokens, t))
+
+
+class DiscriminatorScorer:
+    """S(Y) from a discriminator D: its probability that Y is real, or a WGAN critic's raw
+    score (which the reward rescales per batch), in chunks of ``chunk`` rows; for rollouts
+    also prefix-shared (:meth:`~seqgan.models.discriminator.Discriminator.prefix_verdicts`)."""
+
+    def __init__(self, D: Any, chunk: int = 32_768):
+        self.D, self.chunk, self.critic = D, chunk, D.cfg.loss == "wgan"
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.D.critic(tokens, self.chunk) if self.critic else self.D.prob_real(tokens, self.chunk)
+
+    def prefix_windows(self, seqs: torch.Tensor) -> Any:
+        """Y's shared window maxima (B, T) -> the discriminator's ``PrefixWindows``."""
+        return self.D.prefix_windows(seqs)
+
+    def prefix_verdicts(self, shared: Any, tokens: torch.Tensor, t: int) -> torch.Tensor:
+        """S (M,) of completions ``tokens`` (M, T) of Y[:t], in chunks of whole groups of B."""
+        step = max(shared.B, self.chunk // shared.B * shared.B)
+        return torch.cat([self.D.prefix_verdicts(shared, tokens[s:s + step], t, self.critic)
+                          for s in range(0, tokens.shape[0], step)])
 
 
 def rescale_groups(d: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -17,6 +17,17 @@ stepped in lockstep over time; at step s only the rows whose prefix is shorter t
 are active, and they form a leading slice, so the work is N·B·T(T-1)/2 cell steps with
 no Python loop over rollouts or prefixes. Scoring runs in chunks of whole (t, n) groups
 of B rows (bounding memory; ORGAN's duplicate penalty is computed per group).
+
+On the CPU the same rows are produced in blocks that fit in the caches: a block of
+``block`` rows (whole groups of B, one prefix length t) is stepped from t to T and
+scored at once, instead of every step touching up to (T-1)·N·B × V logits. The uniforms
+that the lockstep path draws at step s (one per active row, in row order) are drawn up
+front in the same calls, and a row's arithmetic does not depend on which other rows
+share its matrix product, so the completions are the lockstep path's, token for token,
+for a given seed. A reward whose discriminator shares prefix windows
+(:meth:`~seqgan.training.rewards.RewardFn.prefix_scorer`) scores a block of completions
+of Y[:t] from Y's window maxima plus the windows reaching past t (equal to plain
+scoring up to float rounding; a fifth fewer multiply-adds for SeqGAN's D).
 """
 from __future__ import annotations
 
@@ -29,6 +40,13 @@ from seqgan.models.generator import Generator, sample_logits
 
 # score(tokens (M, T), group_size) -> rewards (M,)
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
+# prefix score(completions (M, T) of the prefixes Y[:t], t) -> rewards (M,)
+PrefixScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+# rows of completions a CPU makes and scores at a time (bench/bench_cpu.py measures it)
+CPU_BLOCK_ROWS = 256
+# fewer rows than this in one matrix product may round differently (MKL's tiny kernels)
+MIN_BLOCK_ROWS = 8
 
 
 class RolloutPolicy:
@@ -69,15 +87,73 @@ class RolloutPolicy:
 
     @torch.no_grad()
     def rewards(self, seqs: torch.Tensor, score: ScoreFn, rollout_num: int = 16,
-                chunk: int = 32_768) -> torch.Tensor:
-        """Q (B, T): Monte Carlo action values; Q[:, T-1] = R(Y) exactly."""
+                chunk: int = 32_768, block: int | None = None,
+                prefix_shared: bool | None = None) -> torch.Tensor:
+        """Q (B, T): Monte Carlo action values; Q[:, T-1] = R(Y) exactly.
+
+        ``block``: rows of completions made and scored at a time (whole groups of B, at
+        least :data:`MIN_BLOCK_ROWS`), or 0 for the lockstep path (also taken when N·B is
+        below :data:`MIN_BLOCK_ROWS`); ``prefix_shared``: score with the prefix's shared
+        windows when the reward offers it. None picks per device: blocks of
+        :data:`CPU_BLOCK_ROWS` and prefix sharing on the CPU, lockstep and plain scoring
+        on GPUs.
+        """
         B, T = seqs.shape
         N = rollout_num
-        comps = self.completions(seqs, N)  # ((T-1)*N*B, T)
-        chunk = max(B, chunk // B * B)
-        scores = torch.cat([score(comps[s:s + chunk], B) for s in range(0, comps.shape[0], chunk)])
+        cpu = seqs.device.type == "cpu"
+        block = (CPU_BLOCK_ROWS if cpu else 0) if block is None else block
+        use_prefix = cpu if prefix_shared is None else prefix_shared
+        prefix = getattr(score, "prefix_scorer", None)
+        prefix = prefix(seqs) if use_prefix and prefix is not None else None
+        if block and N * B >= MIN_BLOCK_ROWS:
+            rows = max(-(-MIN_BLOCK_ROWS // B) * B, block // B * B)
+            scores = self._blocked_scores(seqs, score, N, rows, prefix)
+        else:
+            comps = self.completions(seqs, N)  # ((T-1)*N*B, T)
+            step = max(B, chunk // B * B)
+            if prefix is None:
+                parts = [score(comps[s:s + step], B) for s in range(0, comps.shape[0], step)]
+            else:  # chunks within one prefix length t: rows [(t-1)·N·B, t·N·B)
+                NB = N * B
+                parts = [prefix(comps[s:min(s + step, t * NB)], t)
+                         for t in range(1, T) for s in range((t - 1) * NB, t * NB, step)]
+            scores = torch.cat(parts)
         q = scores.view(T - 1, N, B).mean(1).t()  # (B, T-1)
         return torch.cat([q, score(seqs, B).unsqueeze(1)], dim=1)  # (B, T)
+
+    def _blocked_scores(self, seqs: torch.Tensor, score: ScoreFn, N: int, rows: int,
+                        prefix: PrefixScoreFn | None) -> torch.Tensor:
+        """Scores ((T-1)·N·B,) of the lockstep layout's completions, made and scored in
+        blocks of ``rows`` rows of one prefix length (see the module docstring)."""
+        g = self.model
+        B, T = seqs.shape
+        NB = N * B
+        h_all, c_all = g.prefix_states(seqs)  # (B, T, H)
+        # the lockstep path's draws: at step s one uniform per row with prefix t <= s
+        uniforms = [torch.rand(s * NB, 1, device=seqs.device) for s in range(1, T)]
+        scores = torch.empty((T - 1) * NB, device=seqs.device)
+        starts = list(range(0, NB, rows))
+        if len(starts) > 1 and NB - starts[-1] < MIN_BLOCK_ROWS:
+            starts.pop()  # the last block takes the few rows left over
+        for t in range(1, T):
+            for r0, r1 in zip(starts, starts[1:] + [NB]):
+                m = r1 - r0
+                first = (t - 1) * NB + r0  # the block's first row in the lockstep layout
+                h = h_all[:, t - 1].repeat(m // B, 1)
+                c = c_all[:, t - 1].repeat(m // B, 1)
+                out = seqs.repeat(m // B, 1)  # (m, T)
+                for s in range(t, T):
+                    h, c, logits = g.step(out[:, s - 1], h, c)
+                    out[:, s] = sample_with(logits, uniforms[s - 1][first:first + m])
+                scores[first:first + m] = score(out, B) if prefix is None else prefix(out, t)
+        return scores
+
+
+def sample_with(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """:func:`~seqgan.models.generator.sample_logits` (temperature 1) with its uniforms u
+    (M, 1) given: the first index whose cumulative probability exceeds u·total, (M,)."""
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)  # (M, V)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
 
 
 @torch.no_grad()

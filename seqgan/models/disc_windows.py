@@ -1,0 +1,167 @@
+"""SeqGAN's filter banks as one matrix product per bank over windows (the CPU path), and
+discriminator features of prefix completions that share the prefix's windows.
+
+Window p of an embedded sequence e (B, T, E) for a filter of width k is the k·E floats
+``e[b, p:p+k]``, contiguous in memory; bank k's responses are ``Z = X Wᵀ + b`` with X the
+(B·P, k·E) matrix of windows at the P = T - k + 1 positions and W the bank's (n, k·E)
+slice of ``bank_weight`` (F, K, E), read in place. The feature is ``relu(max_p Z[p])``.
+
+:class:`BankWindows` is that forward with a backward written out for max-over-time
+pooling: the gradient of a feature reaches only its arg-max window (and only if the
+feature is > 0), so dZ is one scatter of the feature gradients, and the backward is two
+more matrix products per bank (``dW = dZᵀ X``, ``dX = dZ W``) and the fold of dX onto e.
+Multiply-adds per sequence are exactly those of a Conv1d per bank, Σ_k n_k·k·E·(T-k+1)
+(7.6 M for SeqGAN's banks at T 20), with no zero-padded filter taps and no masks.
+
+Prefix sharing (:class:`PrefixWindows`): a completion of Y[:t] equals Y at positions < t,
+so its windows that end before t (p + k ≤ t) are Y's windows. Per bank, the running
+maximum ``S[b, t] = max(0, max_{p ≤ t-k} Z_Y[b, p])`` is computed once from Y; a
+completion computes only its windows at p ≥ max(0, t-k+1) and its feature is
+``max(S[b, t], max_{new p} Z[p])`` — the same value as scoring it from scratch, for
+(SeqGAN's banks, T 20) a third fewer multiply-adds in the banks.
+"""
+from __future__ import annotations
+
+import torch
+
+# (row start, row end, width) of each run of consecutive banks of one width
+Group = tuple[int, int, int]
+
+# bytes of window matrix a scoring pass builds at once (stays in the CPU's caches)
+WINDOW_BYTES = 4 << 20
+
+
+def width_groups(widths: tuple[int, ...], counts: tuple[int, ...]) -> list[Group]:
+    """Runs of consecutive banks of equal width, as (row start, row end, width)."""
+    out: list[Group] = []
+    start = 0
+    for k, n in zip(widths, counts):
+        if out and out[-1][2] == k and out[-1][1] == start:
+            out[-1] = (out[-1][0], start + n, k)
+        else:
+            out.append((start, start + n, k))
+        start += n
+    return out
+
+
+def windows(e: torch.Tensor, k: int, start: int = 0) -> torch.Tensor:
+    """Windows of width k of e (B, T, E) at positions start..T-k, as a contiguous
+    (B·P, k·E) matrix, P = T - k + 1 - start; row b·P + i is ``e[b, start+i : start+i+k]``."""
+    B, T, E = e.shape
+    P = T - k + 1 - start
+    view = e.as_strided((B, P, k * E), (e.stride(0), E, 1), e.storage_offset() + start * E)
+    return view.reshape(B * P, k * E)
+
+
+def bank_matrix(weight: torch.Tensor, s0: int, s1: int, k: int) -> torch.Tensor:
+    """Filters s0..s1-1 of width k as an (n, k·E) view of ``bank_weight`` (F, K, E)."""
+    return weight[s0:s1, :k].reshape(s1 - s0, -1)
+
+
+def _rows_at_once(B: int, P: int, k: int, E: int) -> int:
+    return max(1, min(B, WINDOW_BYTES // (4 * P * k * E)))
+
+
+class BankWindows(torch.autograd.Function):
+    """Max-pooled ReLU features (B, F) of every bank; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                groups: list[Group]) -> torch.Tensor:
+        """e (B, T, E), ``bank_weight`` (F, K, E), ``bank_bias`` (F,) -> features (B, F)."""
+        e = e.contiguous()
+        B, T, E = e.shape
+        feats = e.new_empty(B, weight.shape[0])
+        grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        args = []
+        for s0, s1, k in groups:
+            P, n = T - k + 1, s1 - s0
+            W = bank_matrix(weight, s0, s1, k)
+            step = B if grad else _rows_at_once(B, P, k, E)
+            for r in range(0, B, step):
+                z = torch.addmm(bias[s0:s1], windows(e[r:r + step], k), W.t())  # (b·P, n)
+                m, arg = z.view(-1, P, n).max(dim=1)  # (b, n)
+                feats[r:r + step, s0:s1] = m.clamp_min_(0)
+            if grad:
+                args.append(arg)
+        if grad:
+            ctx.groups = groups
+            ctx.save_for_backward(e, weight, feats, *args)
+        return feats
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        """Gradients of e, ``bank_weight`` (zero outside each filter's width) and the bias."""
+        e, weight, feats, *args = ctx.saved_tensors
+        B, T, E = e.shape
+        gz = g * (feats > 0)  # (B, F): dL/dz at each feature's arg-max window
+        grad_w = torch.zeros_like(weight)
+        grad_e = torch.zeros_like(e) if ctx.needs_input_grad[0] else None
+        for (s0, s1, k), arg in zip(ctx.groups, args):
+            P, n = T - k + 1, s1 - s0
+            dz = e.new_zeros(B, P, n).scatter_(1, arg.unsqueeze(1), gz[:, None, s0:s1])
+            dz = dz.view(B * P, n)
+            grad_w[s0:s1, :k] = torch.mm(dz.t(), windows(e, k)).view(n, k, E)
+            if grad_e is not None:
+                dx = torch.mm(dz, bank_matrix(weight, s0, s1, k)).view(B, P, k, E)
+                for j in range(k):  # window p's tap j sits at position p + j
+                    grad_e[:, j:j + P] += dx[:, :, j]
+        return grad_e, grad_w, gz.sum(0), None
+
+
+def bank_features(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  groups: list[Group]) -> torch.Tensor:
+    """Features (B, F) of embedded sequences e (B, T, E) by :class:`BankWindows`."""
+    return BankWindows.apply(e, weight, bias, groups)
+
+
+class PrefixWindows:
+    """Window maxima of sequences Y (B, T) that every completion of a prefix Y[:t] shares.
+
+    ``banks`` are the (row start, row end, width) runs of the discriminator's filters;
+    ``embedding``, ``weight`` (F, K, E) and ``bias`` (F,) its parameters. Call under
+    ``torch.no_grad()``.
+    """
+
+    def __init__(self, seqs: torch.Tensor, embedding: torch.nn.Embedding, weight: torch.Tensor,
+                 bias: torch.Tensor, banks: list[Group]):
+        self.embedding, self.weight, self.bias, self.banks = embedding, weight, bias, banks
+        self.B, self.T = seqs.shape
+        e = embedding(seqs)  # (B, T, E)
+        self.running = []  # per bank (B, P, n): max(0, max over windows 0..p)
+        for s0, s1, k in banks:
+            z = torch.addmm(bias[s0:s1], windows(e, k), bank_matrix(weight, s0, s1, k).t())
+            self.running.append(z.view(self.B, self.T - k + 1, s1 - s0).clamp_min_(0).cummax(1).values)
+
+    def shared(self, t: int) -> torch.Tensor:
+        """(B, F): per feature, the max over Y's windows inside Y[:t] (0 where none)."""
+        out = self.weight.new_zeros(self.B, self.weight.shape[0])
+        for (s0, s1, k), run in zip(self.banks, self.running):
+            if t >= k:
+                out[:, s0:s1] = run[:, min(t - k, run.shape[1] - 1)]
+        return out
+
+    def features(self, tokens: torch.Tensor, t: int) -> torch.Tensor:
+        """Features (M, F) of completions ``tokens`` (M, T) of the prefixes Y[:t] (0 ≤ t ≤ T),
+        row r completing Y's row r mod B (M a multiple of B): max of the shared maxima and
+        the windows that reach position t or later."""
+        M, T = tokens.shape
+        if M % self.B or T != self.T or not 0 <= t <= T:
+            raise ValueError(f"completions ({M}, {T}) do not fit prefixes of ({self.B}, {self.T}) at t={t}")
+        shared = self.shared(t)  # (B, F)
+        if t == T:
+            return shared.repeat(M // self.B, 1)
+        # a window reaching past t starts at p >= t-k+1; Y[:t]'s tokens before it are not needed
+        first = max(0, t - max(k for _, _, k in self.banks) + 1)
+        e = self.embedding(tokens[:, first:])  # (M, T - first, E)
+        feats = torch.empty_like(shared).repeat(M // self.B, 1)  # (M, F)
+        for s0, s1, k in self.banks:
+            start = max(0, t - k + 1) - first
+            P, n = T - first - k + 1 - start, s1 - s0
+            W = bank_matrix(self.weight, s0, s1, k)
+            step = _rows_at_once(M, P, k, e.shape[2]) // self.B * self.B or self.B
+            for r in range(0, M, step):
+                z = torch.addmm(self.bias[s0:s1], windows(e[r:r + step], k, start), W.t())
+                new = z.view(-1, self.B, P, n).amax(dim=2)  # (m, B, n)
+                feats[r:r + step, s0:s1] = torch.maximum(new, shared[:, s0:s1]).view(-1, n)
+        return feats

@@ -1,0 +1,159 @@
+"""Prefix-shared discriminator scores, the CPU's window-matrix filter banks and the blocked
+rollout: each equal to the plain computation (float tolerance, or token for token)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from seqgan.models.disc_windows import BankWindows, width_groups
+from seqgan.models.discriminator import Discriminator, DiscriminatorConfig
+from seqgan.models.generator import Generator, GeneratorConfig
+from seqgan.training.rewards import DiscriminatorScorer, RewardFn
+from seqgan.training.rollout import RolloutPolicy
+
+T = 9
+# every width from 1 to T, one of them twice in a row (one matrix product for both)
+CFG = DiscriminatorConfig(emb_dim=6, filter_sizes=(1, 2, 2, 3, 4, 5, 6, 7, 8, 9),
+                          num_filters=(3, 2, 4, 3, 2, 3, 2, 2, 3, 2))
+
+
+def completions_of(seqs: torch.Tensor, t: int, n: int, V: int) -> torch.Tensor:
+    """n random completions of each row's prefix seqs[:, :t], rows ordered (n, b)."""
+    out = torch.randint(0, V, (n * seqs.shape[0], seqs.shape[1]))
+    out[:, :t] = seqs[:, :t].repeat(n, 1)
+    return out
+
+
+def test_width_groups_merge_equal_neighbours_only():
+    assert width_groups((1, 2, 2, 3, 2), (3, 2, 4, 1, 5)) == [(0, 3, 1), (3, 9, 2), (9, 10, 3), (10, 15, 2)]
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan"])
+def test_prefix_shared_scores_equal_plain_for_every_width_and_t(loss):
+    torch.manual_seed(0)
+    d = Discriminator(replace(CFG, loss=loss), 13, T).train()  # scoring switches to eval
+    seqs = torch.randint(0, 13, (4, T))
+    shared = d.prefix_windows(seqs)
+    critic = loss == "wgan"
+    for t in range(T + 1):
+        comps = completions_of(seqs, t, 3, 13)
+        with torch.no_grad():
+            d.eval()
+            want = d.features(comps)
+            d.train()
+        assert torch.allclose(shared.features(comps, t), want, atol=1e-5), t
+        plain = d.critic(comps) if critic else d.prob_real(comps)
+        assert torch.allclose(d.prefix_verdicts(shared, comps, t, critic), plain, atol=1e-5), t
+    assert d.training
+
+
+def test_prefix_features_refuse_rows_that_are_not_whole_groups():
+    d = Discriminator(CFG, 13, T)
+    shared = d.prefix_windows(torch.randint(0, 13, (4, T)))
+    with pytest.raises(ValueError, match="do not fit"):
+        shared.features(torch.randint(0, 13, (6, T)), 2)
+
+
+def test_bank_windows_gradients_match_finite_differences():
+    torch.manual_seed(0)
+    E, widths, counts = 3, (1, 2, 2, 4), (2, 1, 2, 2)
+    groups = width_groups(widths, counts)
+    F, K = sum(counts), max(widths)
+    mask = torch.zeros(F, K, 1, dtype=torch.double)
+    for s0, s1, k in groups:
+        mask[s0:s1, :k] = 1
+    e = torch.randn(3, 6, E, dtype=torch.double, requires_grad=True)
+    w = torch.randn(F, K, E, dtype=torch.double, requires_grad=True)
+    b = torch.randn(F, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e, w, b: BankWindows.apply(e, w * mask, b, groups), (e, w, b))
+    BankWindows.apply(e, w, b, groups).sum().backward()
+    assert (w.grad * (1 - mask)).abs().max() == 0  # taps past a filter's width get nothing
+
+
+def test_grouped_scoring_in_row_blocks_equals_one_pass():
+    """Scoring many rows builds the window matrices a few rows at a time (cache-sized)."""
+    import seqgan.models.disc_windows as dw
+
+    torch.manual_seed(0)
+    d = Discriminator(replace(CFG, impl="grouped"), 13, T).eval()
+    x = torch.randint(0, 13, (50, T))
+    whole = d.prob_real(x)
+    old = dw.WINDOW_BYTES
+    dw.WINDOW_BYTES = 1  # one row at a time
+    try:
+        assert torch.allclose(d.prob_real(x), whole, atol=1e-6)
+    finally:
+        dw.WINDOW_BYTES = old
+
+
+def gen(V=30, seed=0):
+    torch.manual_seed(seed)
+    return Generator(GeneratorConfig(vocab_size=V, emb_dim=8, hidden_dim=12, seq_len=T))
+
+
+@pytest.mark.parametrize("block", [6, 12, 30])
+def test_blocked_rollout_makes_the_lockstep_completions(block):
+    """Same seed: the blocked path makes token for token the lockstep path's completions
+    (so the same rewards for any reward) and leaves the random stream where it does."""
+    g = gen()
+    policy = RolloutPolicy(g)
+    seqs = g.sample(6)
+    N = 5
+    seen = []
+
+    def recorder(tokens, group_size):
+        seen.append(tokens.clone())
+        return tokens.float().mul(torch.arange(1.0, T + 1)).sum(1)
+
+    torch.manual_seed(1)
+    want = policy.completions(seqs, N)
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    q_lock = policy.rewards(seqs, recorder, N, block=0)
+    seen.clear()
+    torch.manual_seed(1)
+    q_block = policy.rewards(seqs, recorder, N, block=block)
+    assert torch.equal(torch.rand(1), after)
+    assert torch.equal(torch.cat(seen[:-1]), want)  # the last call scores seqs themselves
+    sizes = [len(x) for x in seen[:-1]]  # whole groups of B = 6, never under 8 rows
+    assert all(m % 6 == 0 and m >= 8 for m in sizes) and len(sizes) >= (T - 1) * (1 + (block < 30))
+    assert torch.equal(q_block, q_lock)
+
+
+@pytest.mark.parametrize("lambda_,penalty", [(1.0, False), (0.5, True)])
+@pytest.mark.parametrize("loss", ["bce", "wgan"])
+def test_prefix_shared_rewards_equal_plain_rewards(lambda_, penalty, loss):
+    g = gen()
+    policy = RolloutPolicy(g)
+    seqs = g.sample(4)
+    torch.manual_seed(2)
+    d = Discriminator(replace(CFG, loss=loss), 30, T)
+    fn = RewardFn(DiscriminatorScorer(d, chunk=8), lambda_, objective=lambda x, v: (x % 2).float().mean(1),
+                  duplicate_penalty=penalty)
+    fn.rescale = loss == "wgan"
+    out = {}
+    for name, block, shared in [("plain", 0, False), ("lockstep, shared", 0, True),
+                                ("blocked, shared", 8, True), ("default", None, None)]:
+        torch.manual_seed(3)
+        out[name] = policy.rewards(seqs, fn, 3, chunk=8, block=block, prefix_shared=shared)
+    for name, q in out.items():
+        assert torch.allclose(q, out["plain"], atol=1e-5), name
+
+
+@pytest.mark.gpu
+def test_prefix_shared_rewards_equal_plain_on_cuda():
+    """The GPU keeps the lockstep layout; prefix-shared scoring there equals plain scoring."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(vocab_size=500, seq_len=20)).cuda()
+    policy = RolloutPolicy(g)
+    seqs = g.sample(32)
+    fn = RewardFn(DiscriminatorScorer(Discriminator(DiscriminatorConfig(), 500, 20).cuda()), 1.0)
+    out = []
+    for shared in (False, True):
+        torch.manual_seed(1)
+        out.append(policy.rewards(seqs, fn, 4, prefix_shared=shared))
+    assert torch.allclose(out[0], out[1], atol=1e-5)
