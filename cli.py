@@ -353,9 +353,10 @@ def run_all(preset, data, out, objective, lambda_, seed, device):
         click.echo(format_table(rows))
         atomic_write_json(run.path / "results.json", rows)
         made = publish(run, rows, samples, device)  # audio/*.wav, progress.gif, report.html
-        if made["audio"] or made["animation"]:
-            click.echo(f"wrote {len(made['audio'])} audio files to {run.path / 'audio'}"
-                       + (f" and the animation {made['animation']}" if made["animation"] else ""))
+        wrote = ([f"{len(made['audio'])} audio files to {run.path / 'audio'}"] if made["audio"] else []) \
+            + ([f"the animation {made['animation']}"] if made["animation"] else [])
+        if wrote:
+            click.echo("wrote " + " and ".join(wrote))
         click.echo(f"report: {made['report']}")
 
 
