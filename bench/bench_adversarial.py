@@ -14,7 +14,8 @@
     straightforward epoch (loop rewards + eager Conv1d D) — the latter's D part is one
     measured eager epoch times 15, stated as such.
 
-Usage: python bench/bench_adversarial.py [--device cuda] [--repeats 3] [--out bench/results/adversarial.json]
+Usage: python bench/bench_adversarial.py [--device cuda] [--repeats 3] [--part all|rewards]
+       [--out bench/results/adversarial.json]
 """
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ def main() -> None:
     ap.add_argument("--n-real", type=int, default=10_000)
     ap.add_argument("--skip-loop-epoch", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "adversarial.json"))
+    ap.add_argument("--part", choices=("all", "rewards"), default="all",
+                    help="rewards: (a) only (about half a minute on a GPU)")
     args = ap.parse_args()
     from seqgan.training.state import resolve_device
 
@@ -142,6 +145,12 @@ def main() -> None:
     print(f"(a) rewards, one batch: batched {t_batched * 1e3:.1f} ms, loop {t_loop * 1e3:.1f} ms, "
           f"{t_loop / t_batched:.1f}x; batched with prefix-shared scores {t_shared * 1e3:.1f} ms "
           f"(same seed: max |dQ| {results['rewards_one_batch_s']['max_abs_dq_shared_vs_batched']:.1e})")
+
+    if args.part == "rewards":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
 
     # (b) discriminator epochs
     neg = G.sample(args.n_real)

@@ -72,22 +72,6 @@ def test_bank_windows_gradients_match_finite_differences():
     assert (w.grad * (1 - mask)).abs().max() == 0  # taps past a filter's width get nothing
 
 
-def test_grouped_scoring_in_row_blocks_equals_one_pass():
-    """Scoring many rows builds the window matrices a few rows at a time (cache-sized)."""
-    import seqgan.models.disc_windows as dw
-
-    torch.manual_seed(0)
-    d = Discriminator(replace(CFG, impl="grouped"), 13, T).eval()
-    x = torch.randint(0, 13, (50, T))
-    whole = d.prob_real(x)
-    old = dw.WINDOW_BYTES
-    dw.WINDOW_BYTES = 1  # one row at a time
-    try:
-        assert torch.allclose(d.prob_real(x), whole, atol=1e-6)
-    finally:
-        dw.WINDOW_BYTES = old
-
-
 def gen(V=30, seed=0):
     torch.manual_seed(seed)
     return Generator(GeneratorConfig(vocab_size=V, emb_dim=8, hidden_dim=12, seq_len=T))

@@ -27,7 +27,8 @@ of width k uses ``bank_weight[f, :k]``, the rest is held at zero by a fixed mask
   :func:`group_banks`. On the CPU, where one more matrix product costs next to nothing,
   every width is its own group (7.6 M multiply-adds, those of a Conv1d per bank) and
   the max-pool's backward is written out (:mod:`seqgan.models.disc_windows`): the
-  fastest CPU implementation, so ``auto`` picks it there.
+  fastest CPU training step, so ``auto`` picks it there; without gradients (scoring) it
+  runs the ``conv`` path, which oneDNN makes the fastest there.
 
 Banks wider than T are dropped (they would see no window).
 """
@@ -191,7 +192,9 @@ class Discriminator(nn.Module):
         B, T, E = e.shape
         impl = self._resolved_impl(T)
         if impl == "grouped" and not e.is_cuda and not torch.compiler.is_compiling():
-            return bank_features(e, self.bank_weight, self.bank_bias, self.width_runs)
+            if torch.is_grad_enabled() and (e.requires_grad or self.bank_weight.requires_grad):
+                return bank_features(e, self.bank_weight, self.bank_bias, self.width_runs)
+            impl = "conv"  # without gradients oneDNN's direct convolutions score fastest
         if impl in ("fused", "grouped"):
             return self._window_features(e, self.whole if impl == "fused" else self.groups)
         x = e.transpose(1, 2)  # (B, E, T)
