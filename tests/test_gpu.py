@@ -83,3 +83,35 @@ def test_rollout_on_cuda():
     q = RolloutPolicy(g).rewards(seqs, score, 16)
     assert q.shape == (64, 20) and q.is_cuda
     assert torch.equal(q[:, -1], score(seqs, 64))
+
+
+def test_cuda_graph_follows_new_optimizer_and_learning_rate():
+    """Coevolution resets D's optimizer (an adopted neighbour) and mutates its rate between
+    epochs: the captured graph must step the current Adam at the current rate, like eager."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    cfg = replace(DiscriminatorConfig(), dropout=0.0, impl="conv")
+    torch.manual_seed(0)
+    a = Discriminator(cfg, 500, 20).cuda()
+    b = Discriminator(cfg, 500, 20).cuda()
+    b.load_state_dict(a.state_dict())
+    pos = torch.randint(0, 500, (640, 20), device="cuda")
+    neg = torch.randint(0, 500, (640, 20), device="cuda")
+    ta = DiscriminatorTrainer(a, 1e-4, 64, cuda_graph=False)
+    tb = DiscriminatorTrainer(b, 1e-4, 64, cuda_graph=True)
+    for change in (None, "lr", "reset"):
+        for t in (ta, tb):
+            if change == "lr":
+                for g in t.opt.param_groups:
+                    g["lr"] = 0.0  # a graph still stepping at 1e-4 would move the weights
+            elif change == "reset":
+                t.reset_optimizer(3e-3)
+        before = [p.detach().clone() for p in b.parameters()]
+        torch.manual_seed(7)
+        ta.train_epochs(pos, neg, 1)
+        torch.manual_seed(7)
+        tb.train_epochs(pos, neg, 1)
+        if change == "lr":
+            assert all(torch.equal(p0, p) for p0, p in zip(before, b.parameters()))
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(pa, pb, atol=1e-4, rtol=1e-3)

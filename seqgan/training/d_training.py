@@ -53,6 +53,7 @@ class DiscriminatorTrainer:
         self.reset_optimizer(lr)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_batches = -1
+        self._graph_key: tuple | None = None
 
     def reset_optimizer(self, lr: float) -> None:
         """A fresh Adam over D's parameters: on CUDA fused (one kernel pass over all
@@ -184,8 +185,14 @@ class DiscriminatorTrainer:
 
     def _epoch_graph(self, x, y, w) -> tuple[torch.Tensor, torch.Tensor]:
         nb, bs, T = x.shape
-        if self._graph is None or self._graph_batches != nb or self._x.shape[2] != T:
+        # a graph holds the optimizer and learning rates it was captured with: a new Adam
+        # (reset_optimizer) or a changed rate (coevolution's mutation) needs a new capture
+        key = (self.opt, tuple(float(g["lr"]) for g in self.opt.param_groups))
+        old = self._graph_key
+        if (self._graph is None or self._graph_batches != nb or self._x.shape[2] != T
+                or old is None or old[0] is not key[0] or old[1] != key[1]):
             self._capture(nb, T)
+            self._graph_key = key
         self._x.copy_(x)
         self._y.copy_(y)
         self._w.copy_(w)
