@@ -284,6 +284,7 @@ class RunTrainer:
             record=lambda e: e % every == 0 or e == total, evaluate=True,
             checkpoint_every=tc.checkpoint_every, desc=f"adversarial ({tc.baseline})",
             postfix=lambda m: {k: f"{v:.3f}" for k, v in m.items()}))
+        self.selector.summary(self.run.metrics.read())
         self.state["phase"] = "done"
         self.save()
 

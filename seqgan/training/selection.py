@@ -198,16 +198,14 @@ class Selector:
                          f"data yet; keeping the closest, epoch {epoch} (off by {c.gap:.0%})")
         return {"epoch": c.epoch, "within": c.within}
 
-
-def selected_info(path: Any) -> dict[str, str] | None:
-    """The metadata of a run's selected generator (epoch, within, rule, objective), or None."""
-    from safetensors import safe_open
-
-    p = path / SELECTED_FILE
-    if not p.is_file():
-        return None
-    try:
-        with safe_open(str(p), "pt") as f:
-            return dict(f.metadata() or {})
-    except Exception:  # a damaged file is reported when its weights are loaded
-        return None
+    def summary(self, records: Sequence[dict]) -> None:
+        """Log which epoch the run keeps (at the end of adversarial training)."""
+        if not self.active:
+            return
+        c = choose(records, self.reference, self.tc.objective, self.tc.select_tolerance)
+        if c is None:
+            return
+        obj = f"{self.tc.objective} {c.objective:.3f}, " if c.objective is not None else ""
+        self.log(f"select: keeping adversarial epoch {c.epoch} ({obj}style "
+                 f"{'within' if c.within else 'off by'} {c.gap:.0%} of the data's) as {SELECTED_FILE}; "
+                 f"sample, evaluate and export-midi use it (--final: the last epoch)")
