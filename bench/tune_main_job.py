@@ -45,7 +45,7 @@ BASE = {"epochs": 12, "d_pretrain_steps": 5, "rollout_num": 8, "eval_every": 1,
 CONFIGS = {  # name: seqgan train options over BASE; "config": TrainConfig fields set in config.json
     "lr.005": {"config": {"adv_lr": 0.005}},
     "lr.005-fast": {"rollout_num": 4, "d_samples": 2000, "config": {"adv_lr": 0.005}},
-    "lr.005-dup": {"duplicate_penalty": True, "config": {"adv_lr": 0.005}},
+    "lr.005-dup": {"duplicate_penalty": True, "config": {"adv_lr": 0.005}},  # the folk preset's
     "l.7-lr.005": {"lambda_": 0.7, "config": {"adv_lr": 0.005}},
 }
 STYLE = ("notes_per_bar", "pitch_class_entropy", "diversity")
