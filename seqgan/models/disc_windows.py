@@ -4,7 +4,8 @@ discriminator features of prefix completions that share the prefix's windows.
 Window p of an embedded sequence e (B, T, E) for a filter of width k is the k·E floats
 ``e[b, p:p+k]``, contiguous in memory; bank k's responses are ``Z = X Wᵀ + b`` with X the
 (B·P, k·E) matrix of windows at the P = T - k + 1 positions and W the bank's (n, k·E)
-slice of ``bank_weight`` (F, K, E), read in place. The feature is ``relu(max_p Z[p])``.
+slice of ``bank_weight`` (F, K, E), read in place. The feature is ``relu(max_p Z[p])``,
+the bias added after the max (``max_p (z_p + b) = max_p z_p + b``, rounding included).
 
 :class:`BankWindows` is that forward with a backward written out for max-over-time
 pooling: the gradient of a feature reaches only its arg-max window (and only if the
@@ -67,9 +68,9 @@ class BankWindows(torch.autograd.Function):
         args = []
         for s0, s1, k in groups:
             P, n = T - k + 1, s1 - s0
-            z = torch.addmm(bias[s0:s1], windows(e, k), bank_matrix(weight, s0, s1, k).t())  # (B·P, n)
+            z = torch.mm(windows(e, k), bank_matrix(weight, s0, s1, k).t())  # (B·P, n), bias below
             m, arg = z.view(B, P, n).max(dim=1)  # (B, n)
-            feats[:, s0:s1] = m.clamp_min_(0)
+            feats[:, s0:s1] = m.add_(bias[s0:s1]).clamp_min_(0)
             args.append(arg)
         ctx.groups = groups
         ctx.save_for_backward(e, weight, feats, *args)
@@ -118,13 +119,14 @@ class PrefixWindows:
         e = embedding(seqs)  # (B, T, E)
         self.running = []  # per bank (B, P, n): max(0, max over windows 0..p)
         for s0, s1, k in banks:
-            z = self._responses(e, s0, s1, k, 0)
-            self.running.append(z.view(self.B, -1, s1 - s0).clamp_min_(0).cummax(1).values)
+            z = self._responses(e, s0, s1, k, 0).view(self.B, -1, s1 - s0).add_(bias[s0:s1])
+            self.running.append(z.clamp_min_(0).cummax(1).values)
         self._shared: tuple[int, torch.Tensor] | None = None
 
     def _responses(self, e: torch.Tensor, s0: int, s1: int, k: int, start: int) -> torch.Tensor:
-        """(M·P, n): bank [s0, s1)'s responses to e's (M, T', E) windows at start.."""
-        return torch.addmm(self.bias[s0:s1], windows(e, k, start), bank_matrix(self.weight, s0, s1, k).t())
+        """(M·P, n): bank [s0, s1)'s responses to e's (M, T', E) windows at start.., without
+        the bias (a constant per filter: it is added after the max over positions)."""
+        return torch.mm(windows(e, k, start), bank_matrix(self.weight, s0, s1, k).t())
 
     def shared(self, t: int) -> torch.Tensor:
         """(B, F): per feature, the max over Y's windows inside Y[:t] (0 where none)."""
@@ -154,5 +156,5 @@ class PrefixWindows:
             start = max(0, t - k + 1) - first
             z = self._responses(e, s0, s1, k, start)  # (M·P, n)
             new = z.view(-1, self.B, T - first - k + 1 - start, s1 - s0).amax(2)  # (M/B, B, n)
-            feats[:, s0:s1] = torch.maximum(new, shared[:, s0:s1]).view(M, -1)
+            feats[:, s0:s1] = torch.maximum(new.add_(self.bias[s0:s1]), shared[:, s0:s1]).view(M, -1)
         return feats
