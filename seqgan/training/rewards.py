@@ -100,7 +100,6 @@ class RewardFn:
             r = r + (1.0 - self.lambda_) * o
         return r
 
-
     def prefix_scorer(self, seqs: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor] | None:
         """For Monte Carlo completions of the prefixes of ``seqs`` (B, T): a function
         ``(completions (M, T) of Y[:t], t) -> R (M,)`` whose scorer shares the windows inside

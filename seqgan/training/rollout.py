@@ -45,7 +45,7 @@ PrefixScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 # rows of completions a CPU makes and scores at a time (bench/bench_cpu.py measures it)
 CPU_BLOCK_ROWS = 256
-# fewer rows than this in one matrix product may round differently (MKL's tiny kernels)
+# below this many rows a row's product can round differently with the row count (MKL)
 MIN_BLOCK_ROWS = 8
 
 
@@ -131,7 +131,7 @@ class RolloutPolicy:
         h_all, c_all = g.prefix_states(seqs)  # (B, T, H)
         # the lockstep path's draws: at step s one uniform per row with prefix t <= s
         uniforms = [torch.rand(s * NB, 1, device=seqs.device) for s in range(1, T)]
-        scores = torch.empty((T - 1) * NB, device=seqs.device)
+        parts = []  # in the lockstep layout's row order
         starts = list(range(0, NB, rows))
         if len(starts) > 1 and NB - starts[-1] < MIN_BLOCK_ROWS:
             starts.pop()  # the last block takes the few rows left over
@@ -145,8 +145,8 @@ class RolloutPolicy:
                 for s in range(t, T):
                     h, c, logits = g.step(out[:, s - 1], h, c)
                     out[:, s] = sample_with(logits, uniforms[s - 1][first:first + m])
-                scores[first:first + m] = score(out, B) if prefix is None else prefix(out, t)
-        return scores
+                parts.append(score(out, B) if prefix is None else prefix(out, t))
+        return torch.cat(parts)
 
 
 def sample_with(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
