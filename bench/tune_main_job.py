@@ -16,7 +16,8 @@ entropy and diversity within 10 % of the data's.
 Usage::
 
     python bench/tune_main_job.py --prepare                 # here (needs music21): MLE runs
-    PYTHONPATH=. python bench/tune_main_job.py --jobs 14    # the grid (no music21 needed)
+    PYTHONPATH=. python bench/tune_main_job.py --jobs 12    # the grid (no music21 needed)
+    python bench/tune_main_job.py --configs lr.005,lr.005-dup --jobs 2   # other rows
     python bench/tune_main_job.py --table                   # the table of the rows done
 
 Resumable per row: a row whose ``tune.json`` exists is skipped, a row cut short resumes
@@ -45,9 +46,17 @@ BASE = {"epochs": 12, "d_pretrain_steps": 5, "rollout_num": 8, "eval_every": 1,
 CONFIGS = {  # name: seqgan train options over BASE; "config": TrainConfig fields set in config.json
     "lr.005": {"config": {"adv_lr": 0.005}},
     "lr.005-fast": {"rollout_num": 4, "d_samples": 2000, "config": {"adv_lr": 0.005}},
-    "lr.005-dup": {"duplicate_penalty": True, "config": {"adv_lr": 0.005}},  # the folk preset's
+    "lr.005-dup": {"duplicate_penalty": True, "config": {"adv_lr": 0.005}},
     "l.7-lr.005": {"lambda_": 0.7, "config": {"adv_lr": 0.005}},
+    # the first round was the four above; a second: λ between, with the penalty
+    "l.6-lr.005-dup": {"lambda_": 0.6, "duplicate_penalty": True, "config": {"adv_lr": 0.005}},
+    "l.7-lr.005-dup": {"lambda_": 0.7, "duplicate_penalty": True, "config": {"adv_lr": 0.005}},
+    # a third: a smaller step over more epochs (the style swings less between evaluations)
+    "lr.003-dup-20": {"epochs": 20, "duplicate_penalty": True, "config": {"adv_lr": 0.003}},  # folk's
+    "lr.003-20": {"epochs": 20, "config": {"adv_lr": 0.003}},
 }
+# the grid a plain run makes (12 rows): the preset's row and its nearest rivals
+DEFAULT = ("lr.003-dup-20", "lr.003-20", "lr.005-dup", "l.7-lr.005")
 STYLE = ("notes_per_bar", "pitch_class_entropy", "diversity")
 
 
@@ -240,7 +249,7 @@ def main() -> None:
     ap.add_argument("--prepare", action="store_true", help="MLE-pretrain runs/tune/mle-sSEED (needs music21)")
     ap.add_argument("--table", action="store_true", help="only print the table of the rows done")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"of: {', '.join(CONFIGS)}")
+    ap.add_argument("--configs", default=",".join(DEFAULT), help=f"of: {', '.join(CONFIGS)}")
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     ap.add_argument("--samples", type=int, default=1000, help="samples scored per generator")
     ap.add_argument("--smoke", action="store_true", help="2-epoch rows (smoke-CONFIG): check the set-up")

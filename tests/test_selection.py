@@ -36,6 +36,25 @@ def test_the_best_objective_within_ten_percent_wins():
     assert tie.epoch == 2  # the earliest on a tie
 
 
+def test_objectives_within_the_tie_go_to_the_closer_epoch():
+    records = [rec(2, 2.16, 2.0, 0.5, 0.600), rec(4, 2.04, 2.0, 0.5, 0.605),  # gaps 8 %, 2 %
+               rec(6, 2.14, 2.0, 0.5, 0.620)]  # 7 %, but higher by more than 0.01
+    assert [choose(records[:k], REF, "ratio_of_steps", 0.1).epoch for k in (1, 2, 3)] == [2, 4, 6]
+
+
+def test_the_choice_only_ever_moves_to_the_newest_epoch():
+    """What was written stays consistent: a new choice is always the epoch just evaluated."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        rs = [rec(e, *(REF[k] * (1 + 0.3 * (float(torch.rand(1, generator=g)) - 0.5)) for k in REF),
+                  float(torch.rand(1, generator=g)) * 0.05 + 0.55) for e in range(1, 13)]
+        prev = None
+        for k in range(1, len(rs) + 1):
+            now = choose(rs[:k], REF, "ratio_of_steps", 0.1).epoch
+            assert now in (prev, k)
+            prev = now
+
+
 def test_none_within_falls_back_to_the_closest():
     c = choose([rec(2, 3.0, 2.0, 0.5, 0.9), rec(4, 2.5, 2.0, 0.5, 0.1), rec(6, 1.0, 2.0, 0.5, 0.95)],
                REF, "ratio_of_steps", 0.1)
