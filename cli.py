@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from seqgan.cli_common import DEVICE_HELP, friendly, length_options, log, samples_source, tensorboard_option
+from seqgan.cli_common import (DEVICE_HELP, friendly, length_options, log, sample_options, samples_source,
+                                tensorboard_option)
 from seqgan.cli_media import export_audio
 from seqgan.errors import UserError
 
@@ -180,15 +181,8 @@ def sample(run_dir, n, temperature, seed, out, mle, final, length, bars, device)
 @click.argument("source", metavar="RUN|SAMPLES_FILE")
 @click.option("--out", required=True, help="Folder for the .mid files and piano-roll PNG.")
 @click.option("-n", "n", type=int, default=16, show_default=True, help="Samples to draw from a RUN.")
-@click.option("--tempo", type=float, default=120.0, show_default=True, help="Beats per minute.")
 @click.option("--program", type=int, default=0, show_default=True, help="General MIDI program (0 = piano).")
-@click.option("--run", "run_dir", default=None, help="The run a SAMPLES_FILE came from (its vocabulary).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mle", is_flag=True, help="Export the MLE generator's samples.")
-@click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
-              "selected one (--select data-close).")
-@length_options
-@click.option("--device", default=None)
+@sample_options("Export")
 @friendly
 def export_midi(source, out, n, tempo, program, run_dir, seed, mle, final, length, bars, device):
     """Write one .mid per sample and a piano-roll PNG of them."""

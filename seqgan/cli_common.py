@@ -56,6 +56,27 @@ def length_options(f):
                              "tokens are the ordinary sample of the same seed.")(f)
 
 
+def sample_options(what: str):
+    """The options every command that renders a run's samples shares: ``--tempo``,
+    ``--run`` (a SAMPLES_FILE's run), ``--seed``, ``--mle``, ``--final``, ``--length``,
+    ``--bars`` and ``--device``; ``what`` completes ``--mle``'s help ("Render", "Export")."""
+
+    def deco(f):
+        """Apply the options, last listed first (click's order)."""
+        f = click.option("--device", default=None)(f)
+        f = length_options(f)
+        f = click.option("--final", is_flag=True, help="Use the final generator even where the run "
+                         "keeps a selected one (--select data-close).")(f)
+        f = click.option("--mle", is_flag=True, help=f"{what} the MLE generator's samples.")(f)
+        f = click.option("--seed", type=int, default=0, show_default=True)(f)
+        f = click.option("--run", "run_dir", default=None,
+                         help="The run a SAMPLES_FILE came from (its vocabulary).")(f)
+        return click.option("--tempo", type=float, default=120.0, show_default=True,
+                            help="Beats per minute.")(f)
+
+    return deco
+
+
 tensorboard_option = click.option(
     "--tensorboard", is_flag=True,
     help='Also log every epoch\'s metrics (and music piano rolls) to RUN/tensorboard/ (needs pip '

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from seqgan.cli_common import friendly, length_options, log, samples_source
+from seqgan.cli_common import friendly, log, sample_options, samples_source
 
 
 @click.command("export-audio")
@@ -21,14 +21,7 @@ from seqgan.cli_common import friendly, length_options, log, samples_source
               "[default: $SEQGAN_SOUNDFONT, else the system's, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2].")
 @click.option("--program", type=int, default=0, show_default=True,
               help="General MIDI program (0 = piano; the sine-wave fallback ignores it).")
-@click.option("--tempo", type=float, default=120.0, show_default=True, help="Beats per minute.")
-@click.option("--run", "run_dir", default=None, help="The run a SAMPLES_FILE came from (its vocabulary).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mle", is_flag=True, help="Render the MLE generator's samples.")
-@click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
-              "selected one (--select data-close).")
-@length_options
-@click.option("--device", default=None)
+@sample_options("Render")
 @friendly
 def export_audio(source, out, n, fmt, soundfont, program, tempo, run_dir, seed, mle, final, length, bars,
                  device):
