@@ -3,7 +3,7 @@
 Each row copies a prepared MLE run (``runs/tune/mle-sSEED``: ``seqgan pretrain --preset
 folk --seed SEED``, made by ``--prepare``) to ``runs/tune/rows/CONFIG-sSEED`` and trains it
 with ``seqgan train``'s options of CONFIG (``--select data-close`` keeps the generator of
-the best evaluated epoch whose style is within 8 % of the data's on the evaluation
+the best evaluated epoch whose style is within 7 % of the data's on the evaluation
 samples, so that it stays within 10 % on fresh ones), one process per row,
 one thread each (``--jobs N`` at a time). Then it scores ``--samples`` samples (sampling
 seed 0) of the MLE, the selected and the final generator, and all the training windows
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "runs" / "tune"
 BLOCKED = ("music21", "nltk", "pretty_midi", "mido")
 BASE = {"epochs": 12, "d_pretrain_steps": 5, "rollout_num": 8, "eval_every": 1,
-        "select": "data-close", "select_tolerance": 0.08, "objective": "ratio_of_steps", "lambda_": 0.5,
+        "select": "data-close", "select_tolerance": 0.07, "objective": "ratio_of_steps", "lambda_": 0.5,
         "duplicate_penalty": False, "reward_baseline": True}
 CONFIGS = {  # name: seqgan train options over BASE; "config": TrainConfig fields set in config.json
     "lr.005": {"config": {"adv_lr": 0.005}},
@@ -52,11 +52,14 @@ CONFIGS = {  # name: seqgan train options over BASE; "config": TrainConfig field
     "l.6-lr.005-dup": {"lambda_": 0.6, "duplicate_penalty": True, "config": {"adv_lr": 0.005}},
     "l.7-lr.005-dup": {"lambda_": 0.7, "duplicate_penalty": True, "config": {"adv_lr": 0.005}},
     # a third: a smaller step over more epochs (the style swings less between evaluations)
-    "lr.003-dup-20": {"epochs": 20, "duplicate_penalty": True, "config": {"adv_lr": 0.003}},  # folk's
+    "lr.003-dup-20": {"epochs": 20, "duplicate_penalty": True, "config": {"adv_lr": 0.003}},
     "lr.003-20": {"epochs": 20, "config": {"adv_lr": 0.003}},
+    # the folk preset's adversarial settings: lr.003-dup-20 with D's filter banks as Conv1d
+    # (30 % faster adversarial epochs on 2 threads than the grouped GEMMs)
+    "folk": {"epochs": 20, "duplicate_penalty": True, "d_impl": "conv", "config": {"adv_lr": 0.003}},
 }
 # the grid a plain run makes (12 rows): the preset's row and its nearest rivals
-DEFAULT = ("lr.003-dup-20", "lr.003-20", "lr.005-dup", "l.7-lr.005")
+DEFAULT = ("folk", "lr.003-20", "lr.005-dup", "l.7-lr.005")
 STYLE = ("notes_per_bar", "pitch_class_entropy", "diversity")
 
 
