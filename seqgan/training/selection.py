@@ -210,7 +210,7 @@ class Selector:
             atomic_save_tensors(self.run.path / SELECTED_FILE, G.state_dict(), metadata=meta)
             if not c.within:
                 self.log(f"select: no evaluated epoch is within {self.tc.select_tolerance:.0%} of the "
-                         f"data yet; keeping the closest, epoch {epoch} (off by {c.gap:.0%})")
+                         f"data yet; keeping the closest, epoch {epoch} (off by {c.gap:.1%})")
         return {"epoch": c.epoch, "within": c.within}
 
     def summary(self, records: Sequence[dict]) -> None:
@@ -222,5 +222,5 @@ class Selector:
             return
         obj = f"{self.tc.objective} {c.objective:.3f}, " if c.objective is not None else ""
         self.log(f"select: keeping adversarial epoch {c.epoch} ({obj}style "
-                 f"{'within' if c.within else 'off by'} {c.gap:.0%} of the data's) as {SELECTED_FILE}; "
+                 f"{'within' if c.within else 'off by'} {c.gap:.1%} of the data's) as {SELECTED_FILE}; "
                  f"sample, evaluate and export-midi use it (--final: the last epoch)")
