@@ -13,6 +13,8 @@ zero, so the summed LSTM bias is N(0, 0.1) too).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -155,3 +157,20 @@ def sample_logits(logits: torch.Tensor, temperature: float = 1.0,
     cdf = probs.cumsum(dim=-1)  # (B, V)
     u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
+
+
+class DelayedCopy:
+    """A no-grad deep copy of a generator that trails it (SeqGAN's rollout policy G_β):
+    :meth:`update` moves every parameter β ← ρ·β + (1-ρ)·θ. The base of
+    :class:`~seqgan.training.rollout.RolloutPolicy` and of the stacked populations' rollout."""
+
+    def __init__(self, generator: nn.Module):
+        self.model = copy.deepcopy(generator)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, generator: nn.Module, update_rate: float) -> None:
+        """β ← ρ·β + (1-ρ)·θ for every parameter (every member's, when stacked)."""
+        for b, t in zip(self.model.parameters(), generator.parameters()):
+            b.mul_(update_rate).add_(t.detach(), alpha=1.0 - update_rate)

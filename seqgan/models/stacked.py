@@ -23,14 +23,13 @@ as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dict
 """
 from __future__ import annotations
 
-import copy
 from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.generator import Generator, GeneratorConfig
+from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig
 
 Weights = dict[str, torch.Tensor]
 Generators = Sequence[torch.Generator | None]
@@ -303,21 +302,10 @@ class StackedGenerator(nn.Module):
         return seq
 
 
-class StackedRollout:
+class StackedRollout(DelayedCopy):
     """The rollout policies G_β of K members as one stacked copy (no grad) of a
     :class:`StackedGenerator`: :class:`~seqgan.training.rollout.RolloutPolicy` per member,
     member k's completions drawn from ``generators[k]`` in the single policy's order."""
-
-    def __init__(self, generator: StackedGenerator):
-        self.model = copy.deepcopy(generator)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, generator: StackedGenerator, update_rate: float) -> None:
-        """β_k ← ρ·β_k + (1-ρ)·θ_k for every member and parameter."""
-        for b, t in zip(self.model.parameters(), generator.parameters()):
-            b.mul_(update_rate).add_(t.detach(), alpha=1.0 - update_rate)
 
     @torch.no_grad()
     def completions(self, seqs: torch.Tensor, rollout_num: int, generators: Generators) -> torch.Tensor:

@@ -31,12 +31,11 @@ scoring up to float rounding; a fifth fewer multiply-adds for SeqGAN's D).
 """
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 import torch
 
-from seqgan.models.generator import Generator, sample_logits
+from seqgan.models.generator import DelayedCopy, Generator, sample_logits
 
 # score(tokens (M, T), group_size) -> rewards (M,)
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -49,20 +48,9 @@ CPU_BLOCK_ROWS = 256
 MIN_BLOCK_ROWS = 8
 
 
-class RolloutPolicy:
+class RolloutPolicy(DelayedCopy):
     """The rollout policy G_β (SeqGAN, Eq. 4): a no-grad deep copy of the generator that
     completes prefixes for Monte Carlo rewards and moves towards G by :meth:`update`."""
-
-    def __init__(self, generator: Generator):
-        self.model = copy.deepcopy(generator)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, generator: Generator, update_rate: float) -> None:
-        """β ← ρ·β + (1-ρ)·θ for every parameter."""
-        for b, t in zip(self.model.parameters(), generator.parameters()):
-            b.mul_(update_rate).add_(t.detach(), alpha=1.0 - update_rate)
 
     @torch.no_grad()
     def completions(self, seqs: torch.Tensor, rollout_num: int) -> torch.Tensor:
