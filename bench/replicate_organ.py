@@ -1,111 +1,242 @@
-"""Replicate ORGAN's music experiment (Guimaraes et al. 2017, Table 3) on the Nottingham tunes.
+"""ORGAN's music table (Guimaraes et al. 2017, Table 3 layout) on the Nottingham tunes.
 
-For each objective (tonality, melodicity, ratio_of_steps): MLE, SeqGAN (λ = 1), ORGAN
-(λ in ``--lambdas``, default 0.2,0.5,0.8) and naive RL (λ = 0), with ORGAN's schedule
-(MLE 240 epochs, D 50 x 3, 200 adversarial epochs, 16 rollouts, batch 64, duplicate penalty
-on). One MLE pretraining is shared; SeqGAN does not depend on the objective, so it runs
-once. Every row reports the three objectives, diversity and percent unique on
-``--samples`` samples, in the layout of ORGAN's Table 3.
+Rows: MLE, SeqGAN (λ = 1), ORGAN (λ in ``--lambdas``, default 0.2, 0.5, 0.8) and naive
+RL (λ = 0) for each objective (tonality, melodicity, ratio_of_steps); columns the three
+metrics, diversity and percent unique of ``--samples`` samples (sampling seed 0) of the
+final generator; for every seed of ``--seeds`` and every reading of the data of
+``--readings`` (``default``: music21's ABC reading; ``organ``: ``--data-option
+parser=organ``, ORGAN's own scanner). One MLE run per (reading, seed) is shared by its
+rows; SeqGAN does not depend on the objective, so it runs once.
 
-Usage::
+Schedule: the ``folk`` preset's (``--preset``): MLE 20 epochs, D 5 rounds, then 20
+adversarial epochs (``--epochs``) of 8 rollouts at generator lr 0.003 with the batch-mean
+reward baseline and ORGAN's duplicate penalty, one D round each (none at λ = 0); only λ
+and the objective change between rows. A row is one process with one thread, ``--jobs``
+at a time.
 
-    python bench/replicate_organ.py [--device cuda] [--quick] [--parallel 4]
-        [--data ../shared/data/nottingham_abc/nottingham.abc.txt] [--out runs/organ]
+Resumable per row: ``BASE/READING/sSEED/ROW.json`` marks a finished row (``mle.json``
+the MLE run's); a run cut short resumes from its last checkpoint. Usage::
 
-Writes ``bench/results/organ_table3.json`` and prints a Markdown table.
+    python bench/replicate_organ.py --jobs 2                       # all rows (~80 core-min)
+    python bench/replicate_organ.py --seeds 0 --readings organ --quick   # a smoke test
+    python bench/replicate_organ.py --table                        # the table of rows done
+
+Writes ``bench/results/organ_table3.json`` and prints the Markdown tables and the paper's
+claims checked (on its optimised metric naive RL > ORGAN > SeqGAN ≈ MLE; diversity the
+other way round).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rowpool import copy_run, python, run_pool  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "nottingham_abc" / "nottingham.abc.txt"
+READINGS = {"default": {}, "organ": {"parser": "organ"}}
 OBJECTIVES = ("tonality", "melodicity", "ratio_of_steps")
 COLUMNS = ("tonality", "melodicity", "ratio_of_steps", "diversity", "unique")
+QUICK = {"mle_epochs": 2, "epochs": 2, "d_pretrain_steps": 1, "rollout_num": 2}
 
 
-def seqgan_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "seqgan", *args]
+def row_names(lambdas: list[str]) -> list[str]:
+    """The trained rows: seqgan, organ-λ-OBJ for each λ, naive-OBJ, per objective."""
+    names = ["seqgan"]
+    for obj in OBJECTIVES:
+        names += [f"organ-{lam}-{obj}" for lam in lambdas] + [f"naive-{obj}"]
+    return names
 
 
-def run_all(cmds: dict[str, list[str]], parallel: int, logdir: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    pending, running = list(cmds.items()), {}
-    while pending or running:
-        while pending and len(running) < parallel:
-            name, cmd = pending.pop(0)
-            log = open(logdir / f"{name}.log", "w")
-            running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        for name, p in list(running.items()):
-            if p.poll() is not None:
-                if p.returncode:
-                    raise SystemExit(f"{name} failed; see {logdir / (name + '.log')}")
-                del running[name]
-        time.sleep(1)
+def row_options(name: str) -> dict:
+    """``seqgan train`` options (Python names) of a row."""
+    if name == "seqgan":
+        return {"lambda_": 1.0}
+    if name.startswith("naive-"):
+        return {"lambda_": 0.0, "objective": name[len("naive-"):]}
+    _, lam, obj = name.split("-", 2)
+    return {"lambda_": float(lam), "objective": obj}
 
 
-def evaluate(run: Path, samples: int, mle: bool) -> dict[str, float]:
-    out = run / ("eval-mle.json" if mle else "eval.json")
-    subprocess.run(seqgan_cmd("evaluate", str(run), "--metrics", "music", "-n", str(samples), "--json",
-                              str(out), *(["--mle"] if mle else [])),
-                   cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
-                   capture_output=True)
-    return next(iter(json.loads(out.read_text())["rows"].values()))
+def score(run_path: Path, which: str, samples: int) -> dict[str, float]:
+    """The music metrics of ``samples`` samples (seed 0) of the run's ``which`` generator."""
+    from seqgan.evaluation import load_generator, sample_from
+    from seqgan.metrics.music import music_metrics
+    from seqgan.runs.rundir import RunDir
+
+    run = RunDir(run_path)
+    g = load_generator(run, which, "cpu", warn=lambda m: None)
+    return music_metrics(sample_from(g, samples, 1.0, 0), run.vocab, max_pairs=20_000)
+
+
+def work_mle(cell: Path, reading: str, seed: int, samples: int, quick: bool) -> None:
+    """Pretrain (or resume) ``cell/mle`` and write ``cell/mle.json``: the data's and the MLE
+    generator's metrics."""
+    import torch
+
+    torch.set_num_threads(1)
+    from seqgan.api import pretrain_run
+    from seqgan.metrics.music import music_metrics
+    from seqgan.runs.rundir import RunDir
+
+    extra = {"epochs": QUICK["mle_epochs"]} if quick else {}
+    t0 = time.perf_counter()
+    pretrain_run(cell / "mle", data=str(DATA), preset="folk", data_options=READINGS[reading],
+                 device="cpu", seed=seed, log=lambda m: print(m, flush=True), **extra)
+    run = RunDir(cell / "mle")
+    out = {"reading": reading, "seed": seed, "train_wall_s": round(time.perf_counter() - t0, 1),
+           "data": music_metrics(run.data()["train"], run.vocab, max_pairs=20_000),
+           "MLE": score(cell / "mle", "mle", samples)}
+    (cell / "mle.json").write_text(json.dumps(out, indent=1))
+
+
+def work_row(cell: Path, name: str, samples: int, epochs: int | None, quick: bool) -> None:
+    """Train the row ``name`` from a copy of ``cell/mle`` and write ``cell/NAME.json``."""
+    import torch
+
+    torch.set_num_threads(1)
+    from seqgan.api import open_run
+
+    run = cell / "rows" / name
+    copy_run(cell / "mle", run, {"select": "final"})
+    opts = {**row_options(name), **({k: v for k, v in QUICK.items() if k != "mle_epochs"} if quick else {})}
+    if epochs is not None:
+        opts["epochs"] = epochs
+    t0 = time.perf_counter()
+    open_run(run, log=lambda m: print(m, flush=True)).train(device="cpu", progress=False, **opts)
+    out = {"row": name, "options": opts, "train_wall_s": round(time.perf_counter() - t0, 1),
+           "final": score(run, "latest", samples)}
+    (cell / f"{name}.json").write_text(json.dumps(out, indent=1))
+
+
+def cells(base: Path, readings: list[str], seeds: list[int]) -> list[tuple[str, int, Path]]:
+    return [(r, s, base / r / f"s{s}") for r in readings for s in seeds]
+
+
+def run_grid(a: argparse.Namespace, base: Path, readings: list[str], seeds: list[int], names: list[str]) -> None:
+    """Every MLE run, then every row, not done yet; ``--jobs`` processes at a time."""
+    common = ["--base", str(base), "--samples", str(a.samples)] + (["--quick"] if a.quick else [])
+    common += ["--epochs", str(a.epochs)] if a.epochs else []
+    mle = [(f"{r}-s{s}-mle", python("replicate_organ.py", "--worker", r, str(s), "mle", *common), c / "mle.log")
+           for r, s, c in cells(base, readings, seeds) if not (c / "mle.json").is_file()]
+    # the first default-reading MLE run parses (and caches) the tunes with music21 alone
+    first = [j for j in mle if j[0].startswith("default-")][:1]
+    failed = run_pool(first, 1) + run_pool([j for j in mle if j not in first], a.jobs)
+    rows = [(f"{r}-s{s}-{n}", python("replicate_organ.py", "--worker", r, str(s), n, *common), c / f"{n}.log")
+            for r, s, c in cells(base, readings, seeds) if f"{r}-s{s}-mle" not in failed
+            for n in names if not (c / f"{n}.json").is_file()]
+    print(f"{len(rows)} rows to run, {a.jobs} at a time", flush=True)
+    failed += run_pool(rows, a.jobs)
+    if failed:
+        print(f"{len(failed)} failed: {', '.join(failed)}", flush=True)
+
+
+def collect(base: Path, reading: str, seeds: list[int], names: list[str]) -> dict[str, list[dict]]:
+    """{row: [metrics of each seed done]} of one reading, with the data and MLE rows."""
+    out: dict[str, list[dict]] = {}
+    for _, _, c in cells(base, [reading], seeds):
+        if (c / "mle.json").is_file():
+            m = json.loads((c / "mle.json").read_text())
+            out.setdefault("data", []).append(m["data"])
+            out.setdefault("MLE", []).append(m["MLE"])
+        for n in names:
+            if (c / f"{n}.json").is_file():
+                out.setdefault(n, []).append(json.loads((c / f"{n}.json").read_text())["final"])
+    return out
+
+
+def mean_std(vals: list[float]) -> tuple[float, float]:
+    return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def table(rows: dict[str, list[dict]]) -> str:
+    """Markdown: a line per row, mean ± std over its seeds (n seeds in the last column)."""
+    lines = ["| model | " + " | ".join(COLUMNS) + " | seeds |", "|---" * (len(COLUMNS) + 2) + "|"]
+    for name, runs in rows.items():
+        cols = [mean_std([r[c] for r in runs]) for c in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {s:.3f}" if c != "unique" else f"{m:.1f} ± {s:.1f}"
+                                                  for (m, s), c in zip(cols, COLUMNS)) + f" | {len(runs)} |")
+    return "\n".join(lines)
+
+
+def claims(rows: dict[str, list[dict]], lambdas: list[str]) -> list[str]:
+    """The paper's claims on these rows (means over seeds): per objective, on its metric
+    naive RL > every ORGAN λ > SeqGAN and MLE (SeqGAN ≈ MLE: within 2 std of the seeds or
+    0.02), and diversity the other way round (naive RL < ORGAN < SeqGAN, MLE)."""
+    def m(name: str, col: str) -> float | None:
+        return statistics.mean(r[col] for r in rows[name]) if name in rows else None
+
+    out = []
+    for obj in OBJECTIVES:
+        organ = [m(f"organ-{lam}-{obj}", obj) for lam in lambdas]
+        naive, seq, mle = m(f"naive-{obj}", obj), m("seqgan", obj), m("MLE", obj)
+        if None in (naive, seq, mle) or None in organ:
+            out.append(f"- {obj}: rows missing")
+            continue
+        sd = max(statistics.stdev([r[obj] for r in rows["MLE"]]) if len(rows["MLE"]) > 1 else 0, 0.01)
+        c1 = naive > max(organ)
+        c2 = min(organ) > max(seq, mle)
+        c3 = abs(seq - mle) <= max(2 * sd, 0.02)
+        dv = [m(f"naive-{obj}", "diversity"), *[m(f"organ-{lam}-{obj}", "diversity") for lam in lambdas],
+              m("seqgan", "diversity"), m("MLE", "diversity")]
+        c4 = dv[0] < min(dv[1:-2]) and max(dv[1:-2]) < min(dv[-2:])
+        out.append(f"- {obj}: naive RL > ORGAN: {'holds' if c1 else 'does not hold'} ({naive:.3f} vs "
+                   f"{', '.join(f'{o:.3f}' for o in organ)}); ORGAN > SeqGAN, MLE: "
+                   f"{'holds' if c2 else 'does not hold'} (SeqGAN {seq:.3f}, MLE {mle:.3f}); SeqGAN ≈ MLE: "
+                   f"{'holds' if c3 else 'does not hold'}; diversity naive < ORGAN < SeqGAN, MLE: "
+                   f"{'holds' if c4 else 'does not hold'} ({', '.join(f'{d:.3f}' for d in dv)})")
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(ROOT.parent / "shared/data/nottingham_abc/nottingham.abc.txt"))
-    ap.add_argument("--out", default=str(ROOT / "runs" / "organ"))
-    ap.add_argument("--device", default="cuda")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", default=str(ROOT / "runs" / "organ"), help="the folder of runs and row results")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--readings", default="default,organ", help="default, organ (parser=organ)")
     ap.add_argument("--lambdas", default="0.2,0.5,0.8")
+    ap.add_argument("--epochs", type=int, default=None, help="adversarial epochs [the preset's: 20]")
     ap.add_argument("--samples", type=int, default=2000)
-    ap.add_argument("--parallel", type=int, default=4)
-    ap.add_argument("--quick", action="store_true", help="reduced schedule (smoke test)")
-    ap.add_argument("--preset", default="organ-music", help="network sizes (folk: small, for a CPU)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="2-epoch schedule (a smoke test)")
+    ap.add_argument("--table", action="store_true", help="only print the table of the rows done")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "organ_table3.json"))
-    args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    mle_epochs, adv, d_pre, rollouts = ("3", "2", "1", "4") if args.quick else ("240", "200", "50", "16")
+    ap.add_argument("--worker", nargs=3, metavar=("READING", "SEED", "ROW"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    base, seeds = Path(a.base), [int(s) for s in a.seeds.split(",")]
+    readings, lambdas = a.readings.split(","), a.lambdas.split(",")
+    if unknown := [r for r in readings if r not in READINGS]:
+        sys.exit(f"unknown reading(s) {unknown}; choose from {', '.join(READINGS)}")
+    names = row_names(lambdas)
+    if a.worker:
+        reading, seed, name = a.worker[0], int(a.worker[1]), a.worker[2]
+        cell = base / reading / f"s{seed}"
+        if name == "mle":
+            work_mle(cell, reading, seed, a.samples, a.quick)
+        else:
+            work_row(cell, name, a.samples, a.epochs, a.quick)
+        return
     t0 = time.time()
-    mle = out / "mle"
-    if not (mle / "generator-mle.safetensors").exists():
-        run_all({"mle": seqgan_cmd("pretrain", "--data", args.data, "--preset", args.preset,
-                                   "--epochs", mle_epochs, "--out", str(mle), "--device", args.device)},
-                1, out)
-    cmds = {}
-    variants = [("seqgan", 1.0, "tonality")]  # λ = 1 ignores the objective
-    for obj in OBJECTIVES:
-        variants += [(f"organ-{lam}-{obj}", float(lam), obj) for lam in args.lambdas.split(",")]
-        variants.append((f"naive-rl-{obj}", 0.0, obj))
-    for name, lam, obj in variants:
-        run = out / name
-        if not run.exists():
-            shutil.copytree(mle, run)
-        cmds[name] = seqgan_cmd("train", str(run), "--lambda", str(lam), "--objective", obj,
-                                "--duplicate-penalty", "--epochs", adv, "--d-pretrain-steps", d_pre,
-                                "--rollout-num", rollouts, "--checkpoint-every", "10",
-                                "--device", args.device)
-    run_all(cmds, args.parallel, out)
-    rows = {"MLE": evaluate(mle, args.samples, True)}
-    for name, _, _ in variants:
-        rows[name] = evaluate(out / name, args.samples, False)
-    res = {"device": args.device, "date": time.strftime("%Y-%m-%d"), "quick": args.quick,
-           "preset": args.preset,
-           "seconds": time.time() - t0, "rows": rows}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-    print("| model | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for name, r in rows.items():
-        print(f"| {name} | " + " | ".join(f"{r.get(c, float('nan')):.3f}" for c in COLUMNS) + " |")
+    if not a.table:
+        run_grid(a, base, readings, seeds, names)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    res = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "quick": a.quick, "seeds": seeds,
+           "epochs": a.epochs or 20, "wall_s": round(time.time() - t0), "readings": {}}
+    for r in readings:
+        rows = collect(base, r, seeds, names)
+        res["readings"][r] = rows
+        print(f"\n### reading: {r}\n\n{table(rows)}\n")
+        print("\n".join(claims(rows, lambdas)))
+    if not a.quick:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":
