@@ -157,7 +157,7 @@ def coevolve(run_dir, workers, timeout, device, tensorboard, **options):
 @click.option("--out", default=None, help="Write the samples to FILE instead of printing them.")
 @click.option("--mle", is_flag=True, help="Sample the generator as MLE pretraining left it.")
 @click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
-              "selected one (--select data-close).")
+              "selected one (--select data-close or best-nll-test).")
 @length_options
 @click.option("--device", default=None, help=DEVICE_HELP)
 @friendly
@@ -225,7 +225,7 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
               "the run keeps one) and final generators.")
 @click.option("--mle", is_flag=True, help="Evaluate the MLE generator instead of the latest.")
 @click.option("--final", is_flag=True, help="Use the final generator even where the run keeps a "
-              "selected one (--select data-close).")
+              "selected one (--select data-close or best-nll-test).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed of the evaluated samples.")
 @click.option("--json", "json_out", default=None, help="Also write the results as JSON to FILE.")
 @click.option("--device", default=None, help=DEVICE_HELP)

@@ -66,7 +66,7 @@ def sample_options(what: str):
         f = click.option("--device", default=None)(f)
         f = length_options(f)
         f = click.option("--final", is_flag=True, help="Use the final generator even where the run "
-                         "keeps a selected one (--select data-close).")(f)
+                         "keeps a selected one (--select data-close or best-nll-test).")(f)
         f = click.option("--mle", is_flag=True, help=f"{what} the MLE generator's samples.")(f)
         f = click.option("--seed", type=int, default=0, show_default=True)(f)
         f = click.option("--run", "run_dir", default=None,

@@ -52,10 +52,9 @@ from typing import Hashable, Iterable, Sequence
 import torch
 
 from seqgan.errors import UserError
+from seqgan.metrics.bleu_smoothing import EPSILON, SMOOTHINGS, precisions  # noqa: F401 (SMOOTHINGS re-exported)
 
 __all__ = ["BleuReference", "corpus_bleu_scores", "self_bleu", "self_bleu_scores", "eos_lengths"]
-
-EPSILON = 0.1  # nltk SmoothingFunction(epsilon=0.1).method1 (Chen & Cherry 2014)
 
 Sentence = Sequence[Hashable]
 
@@ -182,7 +181,7 @@ class BleuReference:
 
     # -- vectorised torch API ----------------------------------------------------------
     def score_tensor(self, tokens: torch.Tensor, lengths: torch.Tensor, n: int = 4,
-                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                     dtype: torch.dtype = torch.float64, smoothing: str = "method1") -> torch.Tensor:
         """BLEU-n of a batch of token-id hypotheses, without a Python loop over rows.
 
         Parameters
@@ -190,6 +189,7 @@ class BleuReference:
         tokens : LongTensor (R, T) of token ids; only ``tokens[r, :lengths[r]]`` is read.
         lengths : LongTensor (R,) hypothesis lengths in 0..T (see :func:`eos_lengths`).
         n : BLEU order, 1..max_n.
+        smoothing : nltk's method1 (default), method0 or method2 (:mod:`.bleu_smoothing`).
 
         Returns a (R,) tensor of ``dtype`` on ``tokens.device`` equal to :meth:`sentence_bleu`
         of each row (to ~1e-15 in float64; the log-sum is a plain sum, not an fsum). The
@@ -210,8 +210,7 @@ class BleuReference:
         nums = tab.clipped_counts(tokens, lengths, n)  # (R, n) int64
         ks = torch.arange(1, n + 1, device=dev)
         dens = (lengths[:, None] - ks[None, :] + 1).clamp(min=1)  # (R, n)
-        p = torch.where(nums > 0, nums.to(dtype), torch.full_like(nums, EPSILON, dtype=dtype))
-        logp = torch.log(p / dens.to(dtype))  # (R, n)
+        logp = torch.log(precisions(nums, dens, smoothing, dtype))  # (R, n)
         r = tab.closest_length(lengths).to(dtype)  # (R,)
         c = lengths.to(dtype)
         bp = torch.where(c > r, torch.ones_like(c), torch.exp(1 - r / c.clamp(min=1)))

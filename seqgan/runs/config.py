@@ -17,10 +17,13 @@ from typing import Any
 from seqgan.datasets.config import DataConfig
 from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, MAX_SEED, check, knob
+from seqgan.metrics.bleu import SMOOTHINGS as BLEU_SMOOTHINGS
 from seqgan.models.discriminator import DiscriminatorConfig
 from seqgan.models.generator import GeneratorConfig
 from seqgan.runs.evolve_config import G_LOSS_NAMES, EvolveConfig
 
+# scheduled sampling's schedules (seqgan.training.ss_schedule)
+SS_SCHEDULES = ("linear", "constant", "inverse-sigmoid", "exponential")
 LR = {"lo": 0.0, "lo_open": True, "hi": MAX_LR}  # a learning rate: (0, 10]
 
 
@@ -56,10 +59,11 @@ class TrainConfig:
     checkpoint_every: int = knob(1, "Checkpoint every K adversarial epochs / D rounds.", lo=1,
                                  command="train")
     # which adversarial generator readers use (seqgan.training.selection)
-    select: str = knob("final", "Music: the generator that sample/evaluate/export-midi use: final, or "
-                       "data-close (the evaluated epoch with the best objective among those whose "
-                       "notes per bar, pitch-class entropy and diversity are within "
-                       "--select-tolerance of the data's).", choices=("final", "data-close"),
+    select: str = knob("final", "The generator that sample/evaluate/export-midi use: final; "
+                       "best-nll-test (the evaluated adversarial epoch of lowest NLL on the held-out "
+                       "data); or, for music, data-close (the evaluated epoch with the best objective "
+                       "among those whose notes per bar, pitch-class entropy and diversity are within "
+                       "--select-tolerance of the data's).", choices=("final", "data-close", "best-nll-test"),
                        command="train")
     select_tolerance: float = knob(0.1, "data-close: the relative distance from the data's values "
                                    "allowed (0.1 = 10 %).", lo=0.0, lo_open=True, command="train")
@@ -83,9 +87,26 @@ class TrainConfig:
                        choices=G_LOSS_NAMES, command="train")
     baseline: str = knob("seqgan", "Generator training: seqgan (adversarial), mle, ss (scheduled "
                          "sampling) or pg-bleu.", command="train")
-    ss_max_prob: float = knob(0.25, "Scheduled sampling: final probability of feeding a sample.",
-                              lo=0.0, hi=1.0)
-    pg_bleu_n: int = knob(4, "PG-BLEU: the BLEU order of the reward.", lo=1)
+    # scheduled sampling (seqgan.training.ss_schedule): p of feeding the model's own token
+    ss_max_prob: float = knob(0.25, "Scheduled sampling: the largest probability of feeding the "
+                              "model's own token (linear: reached at the last epoch).", lo=0.0, hi=1.0,
+                              command="train")
+    ss_schedule: str = knob("linear", "Scheduled sampling: linear (per epoch up to --ss-max-prob), "
+                            "constant, or Bengio et al.'s per-minibatch decays inverse-sigmoid, "
+                            "exponential (capped at --ss-max-prob).", choices=SS_SCHEDULES, command="train")
+    ss_k: float = knob(0.0, "Scheduled sampling: k of the inverse-sigmoid (>= 1) or exponential "
+                       "(< 1) decay; 0 = teacher forcing half the time at mid-run.", lo=0.0, command="train")
+    ss_unit: str = knob("token", "Scheduled sampling: a coin per token (Bengio et al.) or per sequence.",
+                        choices=("token", "sequence"), command="train")
+    ss_pick: str = knob("sample", "Scheduled sampling: feed a sample of the model's distribution "
+                        "(Bengio et al.) or its argmax.", choices=("sample", "argmax"), command="train")
+    # PG-BLEU: BLEU-n of each completion against the training data as the reward
+    pg_bleu_n: int = knob(4, "PG-BLEU: the BLEU order of the reward.", lo=1, hi=5, command="train")
+    pg_bleu_refs: int = knob(0, "PG-BLEU: training sequences used as references, drawn with the "
+                             "run's seed (0 = all).", lo=0, command="train")
+    pg_bleu_smoothing: str = knob("method1", "PG-BLEU: nltk's smoothing of zero n-gram counts: "
+                                  "method1 (epsilon 0.1, as our BLEU), method0 (none: BLEU 0), method2 "
+                                  "(add one for n > 1).", choices=BLEU_SMOOTHINGS, command="train")
 
 
 @dataclass
@@ -138,3 +159,14 @@ def validate_config(cfg: Any, where: str = "config") -> None:
     deep inside training.
     """
     check(cfg, where)
+    if isinstance(getattr(cfg, "train", None), TrainConfig):
+        check_ss_k(cfg.train, f"{where}: ")
+
+
+def check_ss_k(tc: TrainConfig, where: str = "") -> None:
+    """A UserError where ``ss_k`` is on the wrong side of 1 for the decay it parameterises."""
+    if tc.ss_k and tc.ss_schedule in ("exponential", "inverse-sigmoid") \
+            and (tc.ss_schedule == "exponential") != (tc.ss_k < 1):
+        need = "below 1" if tc.ss_schedule == "exponential" else "at least 1"
+        raise UserError(f"{where}--ss-k of the {tc.ss_schedule} schedule must be {need} (0 chooses it); "
+                        f"got {tc.ss_k:g}")

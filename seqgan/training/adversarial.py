@@ -57,14 +57,20 @@ def discriminator_reward(D: Any, tc: Any, objective: Any, vocab: Any) -> RewardF
     return fn
 
 
-def bleu_scorer(references: torch.Tensor, vocab: Any, n: int) -> Scorer:
-    """S(Y) = BLEU-n of Y (cut at EOS) against every row of ``references`` (PG-BLEU)."""
+def bleu_scorer(references: torch.Tensor, vocab: Any, n: int, smoothing: str = "method1",
+                refs: int = 0, seed: int = 0) -> Scorer:
+    """S(Y) = BLEU-n of Y (cut at EOS) against every row of ``references`` (N, T) (PG-BLEU),
+    or against ``refs`` of them drawn without replacement with ``seed`` (0: all), with nltk's
+    ``smoothing`` (:mod:`seqgan.metrics.bleu_smoothing`)."""
+    if 0 < refs < len(references):
+        pick = torch.randperm(len(references), generator=torch.Generator().manual_seed(seed))[:refs]
+        references = references[pick.to(references.device)]
     ref = BleuReference([vocab.strip(row) for row in references.tolist()], max_n=n)
     eos = vocab.eos
 
     def score(tokens: torch.Tensor) -> torch.Tensor:
         """BLEU-n (M,) float32 in [0, 1] of token rows (M, T) cut at their first EOS, on their device."""
-        return ref.score_tensor(tokens, eos_lengths(tokens, eos), n).float().to(tokens.device)
+        return ref.score_tensor(tokens, eos_lengths(tokens, eos), n, smoothing=smoothing).float().to(tokens.device)
 
     return score
 

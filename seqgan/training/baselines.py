@@ -5,8 +5,10 @@
                when λ < 1, naive RL when λ = 0: then no discriminator is trained)
 ``mle``        one more MLE epoch (the MLE row of Table 1, trained as long)
 ``ss``         scheduled sampling (Bengio et al. 2015): an MLE epoch feeding the model's
-               own samples with probability p = ss_max_prob · (e + 1) / adv_epochs
-``pg-bleu``    REINFORCE with BLEU-n against the training data as the reward; no D
+               own tokens with probability p (:mod:`.ss_schedule`; by default
+               p = ss_max_prob · (e + 1) / adv_epochs)
+``pg-bleu``    REINFORCE with BLEU-n against the training data (or ``pg_bleu_refs`` of
+               its sequences) as the reward, nltk's ``pg_bleu_smoothing``; no D
 =============  ======================================================================
 
 A baseline is an :class:`Baseline`: whether it needs D and a reward, and its epoch
@@ -26,6 +28,7 @@ from seqgan.training.adversarial import bleu_scorer, discriminator_reward, objec
 from seqgan.training.d_training import d_round
 from seqgan.training.mle import mle_epoch
 from seqgan.training.rewards import RewardFn
+from seqgan.training.ss_schedule import ss_probability
 from seqgan.training.state import TrainingState
 
 
@@ -45,8 +48,8 @@ def _seqgan_reward(st: TrainingState, data: torch.Tensor, vocab: Any, allow_impo
 
 def _pg_bleu_reward(st: TrainingState, data: torch.Tensor, vocab: Any, allow_import: bool) -> RewardFn:
     tc = st.cfg.train
-    return RewardFn(bleu_scorer(data, vocab, tc.pg_bleu_n), 1.0, None, tc.objective or "", vocab,
-                    tc.duplicate_penalty)
+    scorer = bleu_scorer(data, vocab, tc.pg_bleu_n, tc.pg_bleu_smoothing, tc.pg_bleu_refs, tc.seed)
+    return RewardFn(scorer, 1.0, None, tc.objective or "", vocab, tc.duplicate_penalty)
 
 
 def _seqgan_epoch(st: TrainingState, data: torch.Tensor, reward_fn: RewardFn | None) -> dict[str, float]:
@@ -59,9 +62,14 @@ def _seqgan_epoch(st: TrainingState, data: torch.Tensor, reward_fn: RewardFn | N
 
 
 def _ss_epoch(st: TrainingState, data: torch.Tensor, reward_fn: RewardFn | None) -> dict[str, float]:
-    tc = st.cfg.train
-    p = tc.ss_max_prob * (st.counters["adv_epoch"] + 1) / max(tc.adv_epochs, 1)
-    return {"loss": mle_epoch(st, data, ss_prob=p), "ss_prob": p}
+    tc, e = st.cfg.train, st.counters["adv_epoch"]
+    batches = -(-len(data) // tc.batch_size)
+
+    def p(b: int) -> float:
+        """The probability of feeding the model's own token in minibatch ``b`` of this epoch."""
+        return ss_probability(tc.ss_schedule, tc.ss_max_prob, tc.ss_k, e, tc.adv_epochs, b, batches)
+
+    return {"loss": mle_epoch(st, data, ss_prob=p), "ss_prob": p(batches - 1)}
 
 
 BASELINES: dict[str, Baseline] = {b.name: b for b in (

@@ -93,7 +93,8 @@ class RunTrainer:
         self.oracle = oracle.to(self.dev) if oracle is not None else None
         self.st = TrainingState.build(self.cfg, self.dev, log=log, shard=shard)
         self.writes = self.st.shard.writes  # False on the other ranks of a data-parallel job
-        self.selector = Selector(run, self.train_data, log, allow_import)  # music metrics, --select
+        self.selector = Selector(run, self.train_data, log, allow_import,  # music metrics, --select
+                                 has_test=self.test_data is not None and len(self.test_data) > 0)
         self.snapshots = Snapshotter(run.path, run.vocab, self.cfg)  # fixed-seed samples (own RNG)
 
     @property
@@ -170,7 +171,7 @@ class RunTrainer:
         rec = {"phase": phase, "epoch": epoch, "seconds": round(self.state["seconds"], 3),
                # JSON has no NaN: a metric that could not be computed is null
                "metrics": {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}}
-        if phase == "adversarial":  # --select data-close: keep the generator of the chosen epoch
+        if phase == "adversarial":  # --select data-close, best-nll-test: keep the chosen epoch's G
             chosen = self.selector.update(epoch, rec["metrics"], self.run.metrics.read(), self.st.G)
             if chosen is not None:
                 rec["selected"] = chosen

@@ -22,6 +22,10 @@ epoch is within, the one closest to the data is kept, and the log and metrics sa
 (``"within": false``). The data's values come from all the training windows (diversity:
 pairs drawn with the run's seed), so they are the same on every resume.
 
+``select = "best-nll-test"`` (any run with held-out data) keeps instead the evaluated
+adversarial epoch of lowest NLL-test, the early-stopping rule of a likelihood model
+(:func:`lowest_nll_test`); SeqGAN's Table 1 reports it beside the final generator.
+
 The choice is a function of the metrics log alone (whose records a resume truncates to
 the restored checkpoint), so nothing is added to the checkpoint and training randomness is
 untouched: evaluation samples from its own seeded generator. The kept weights are written
@@ -135,6 +139,18 @@ def choose(records: Sequence[dict], reference: dict[str, float], objective: str 
     return kept
 
 
+def lowest_nll_test(records: Sequence[dict]) -> Choice | None:
+    """The adversarial record of lowest ``nll_test`` (the first of equals); None without
+    one. ``gap`` holds its NLL-test, ``objective`` is None."""
+    kept: Choice | None = None
+    for r in records:
+        v = (r.get("metrics") or {}).get("nll_test") if r.get("phase") == "adversarial" else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(r.get("epoch"), int) \
+                and (kept is None or v < kept.gap):
+            kept = Choice(r["epoch"], True, None, float(v))
+    return kept
+
+
 def better(c: Choice, kept: Choice, tie: float = OBJECTIVE_TIE) -> bool:
     """Whether epoch ``c`` replaces ``kept``: within the tolerance where ``kept`` is not;
     both within and ``c``'s objective higher by more than ``tie``, or within ``tie`` of
@@ -156,9 +172,12 @@ class Selector:
     """
 
     def __init__(self, run: Any, train: torch.Tensor, log: Callable[[str], Any] = print,
-                 allow_import: bool = False):
+                 allow_import: bool = False, has_test: bool = True):
         self.run, self.train, self.log = run, train, log
         self.music = run.vocab.kind == "music"
+        if self.tc.select == "best-nll-test" and not has_test:
+            raise UserError("--select best-nll-test needs held-out data, and this run has none; "
+                            "use --select final, or a new run made with --test FILE")
         self.fn = objective_fn(self.tc.objective, allow_import) if self.music else None
         self._reference: dict[str, float] | None = None
         self._announced = False
@@ -170,8 +189,14 @@ class Selector:
 
     @property
     def active(self) -> bool:
-        """Whether the run keeps a selected generator (a music run whose rule is not ``final``)."""
-        return self.music and self.tc.select != "final"
+        """Whether the run keeps a selected generator: the rule best-nll-test, or a music
+        run whose rule is data-close."""
+        return self.tc.select == "best-nll-test" or (self.music and self.tc.select == "data-close")
+
+    def _choose(self, records: Sequence[dict]) -> Choice | None:
+        if self.tc.select == "best-nll-test":
+            return lowest_nll_test(records)
+        return choose(records, self.reference, self.tc.objective, self.tc.select_tolerance)
 
     @property
     def reference(self) -> dict[str, float]:
@@ -194,14 +219,13 @@ class Selector:
         write G as the selected generator when this epoch is the choice."""
         if not self.active:
             return None
-        ref = self.reference
-        if not self._announced:
+        if not self._announced and self.tc.select == "data-close":
             self._announced = True
-            self.log("select: the data's " + ", ".join(f"{k} {v:.3f}" for k, v in ref.items())
+            self.log("select: the data's " + ", ".join(f"{k} {v:.3f}" for k, v in self.reference.items())
                      + f"; keeping the best {self.tc.objective or 'closest'} epoch within "
                      f"{self.tc.select_tolerance:.0%} of them")
         now = {"phase": "adversarial", "epoch": epoch, "metrics": metrics}
-        c = choose([*records, now], ref, self.tc.objective, self.tc.select_tolerance)
+        c = self._choose([*records, now])
         if c is None:
             return None
         if c.epoch == epoch:
@@ -217,8 +241,12 @@ class Selector:
         """Log which epoch the run keeps (at the end of adversarial training)."""
         if not self.active:
             return
-        c = choose(records, self.reference, self.tc.objective, self.tc.select_tolerance)
+        c = self._choose(records)
         if c is None:
+            return
+        if self.tc.select == "best-nll-test":
+            self.log(f"select: keeping adversarial epoch {c.epoch} (lowest NLL-test, {c.gap:.4f}) as "
+                     f"{SELECTED_FILE}; sample and evaluate use it (--final: the last epoch)")
             return
         obj = f"{self.tc.objective} {c.objective:.3f}, " if c.objective is not None else ""
         self.log(f"select: keeping adversarial epoch {c.epoch} ({obj}style "
