@@ -19,7 +19,10 @@ Variants (``--variants``, comma-separated; all by default):
 * ``pg-bleu``: BLEU-4 against all 10,000 training sequences, nltk method-1 smoothing, 16
   rollouts (our default); ``pg-refs1000``, ``pg-refs100``: a sample of the references;
   ``pg-bleu2``, ``pg-bleu3``: lower orders; ``pg-method0``, ``pg-method2``: other
-  smoothings; ``pg-rollouts4``: 4 rollouts.
+  smoothings; ``pg-rollouts4``: 4 rollouts;
+* ``pg-as-coded``, ``ss-as-coded``: what SeqGAN's own ``pg_bleu/`` and
+  ``schedule_sampling/`` scripts did (the git history of LantaoYu/SeqGAN, commit 4152436;
+  see bench/RESULTS.md): the first from the MLE run, the second a new MLE run from scratch.
 
 Resumable per row (``BASE/NAME.json``), one process with one thread per row, ``--jobs``
 at a time. Usage::
@@ -58,14 +61,24 @@ VARIANTS: dict[str, dict] = {
     "pg-method0": {"baseline": "pg-bleu", "pg_bleu_smoothing": "method0"},
     "pg-method2": {"baseline": "pg-bleu", "pg_bleu_smoothing": "method2"},
     "pg-rollouts4": {"baseline": "pg-bleu", "rollout_num": 4},
+    # SeqGAN's own pg_bleu/ code (commit 4152436): Adam at its default 0.001, one rollout by
+    # the current generator itself, BLEU-3 without smoothing against the ~40 % of the
+    # training sequences its loader keeps; it evaluated after every step and kept the best
+    "pg-as-coded": {"baseline": "pg-bleu", "adv_lr": 0.001, "rollout_num": 1, "update_rate": 0.0,
+                    "pg_bleu_n": 3, "pg_bleu_smoothing": "method0", "pg_bleu_refs": 4000},
+    # SeqGAN's own schedule_sampling/ code: its coin is one constant (see RESULTS), so it
+    # trains by teacher forcing only: MLE from scratch, Adam 0.001, 300 epochs, best kept
+    "ss-as-coded": {"from_scratch": {"lr": 0.001, "epochs": 300}},
 }
+CONFIG_ONLY = ("adv_lr",)  # TrainConfig fields seqgan train has no option for
 
 
-def summarise(run: Path) -> dict:
-    """NLL-oracle and NLL-test at the end, at the best-NLL-test epoch, and their minima."""
+def summarise(run: Path, phase: str = "adversarial") -> dict:
+    """NLL-oracle and NLL-test at the end, at the best-NLL-test epoch, and their minima,
+    over the evaluations of ``phase`` (``mle``: from the first evaluation after epoch 0)."""
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    adv = [r for r in recs if r["phase"] == "adversarial" and "nll_oracle" in r["metrics"]]
-    mle = [r for r in recs if r["phase"] == "mle" and "nll_oracle" in r["metrics"]][-1]
+    adv = [r for r in recs if r["phase"] == phase and "nll_oracle" in r["metrics"] and r["epoch"] > 0]
+    mle = [r for r in recs if r["phase"] == "mle" and "nll_oracle" in r["metrics"]][-1 if phase != "mle" else 0]
     best = min(adv, key=lambda r: r["metrics"]["nll_test"])
     low = min(adv, key=lambda r: r["metrics"]["nll_oracle"])
     return {"start": {"nll_oracle": mle["metrics"]["nll_oracle"], "nll_test": mle["metrics"]["nll_test"]},
@@ -85,17 +98,29 @@ def work(name: str, mle: Path, base: Path, epochs: int, every: int) -> None:
     from seqgan.api import open_run
 
     run = base / "runs" / name
-    copy_run(mle, run)
-    opts = {**VARIANTS[name], "epochs": epochs, "eval_every": every, "select": "best-nll-test"}
-    open_run(run, log=lambda m: print(m, flush=True)).train(device="cpu", progress=False, **opts)
-    (base / f"{name}.json").write_text(json.dumps({"variant": name, "options": opts, **summarise(run)}, indent=1))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    spec = dict(VARIANTS[name])
+    if "from_scratch" in spec:  # a new MLE run on the MLE run's oracle and seed
+        from seqgan.api import pretrain_run
+
+        src = open_run(mle)
+        opts = {**spec["from_scratch"], "eval_every": every, "seed": src.config.train.seed}
+        pretrain_run(run, data=src.config.data.spec, preset=src.config.preset, device="cpu", log=log, **opts)
+        out = {"variant": name, "options": opts, **summarise(run, "mle")}
+    else:
+        copy_run(mle, run, {k: spec.pop(k) for k in CONFIG_ONLY if k in spec})
+        opts = {**spec, "epochs": epochs, "eval_every": every, "select": "best-nll-test"}
+        open_run(run, log=log).train(device="cpu", progress=False, **opts)
+        out = {"variant": name, "options": {**VARIANTS[name], **opts}, **summarise(run)}
+    (base / f"{name}.json").write_text(json.dumps(out, indent=1))
 
 
 def table(results: list[dict]) -> str:
     lines = ["| variant | options | epochs | NLL-oracle final | at best NLL-test (epoch) | lowest (epoch) "
              "| NLL-test final | best NLL-test | train s |", "|---" * 9 + "|"]
     for r in results:
-        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items() if k not in ("epochs", "eval_every", "select"))
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()
+                         if k not in ("epochs", "eval_every", "select", "from_scratch", "seed"))
         f, b, lo = r["final"], r["best_nll_test"], r["lowest_nll_oracle"]
         lines.append(f"| {r['variant']} | {opts} | {f['epoch']} | {f['nll_oracle']:.3f} | {b['nll_oracle']:.3f} "
                      f"({b['epoch']}) | {lo['nll_oracle']:.3f} ({lo['epoch']}) | {f['nll_test']:.3f} "
