@@ -140,7 +140,7 @@ def run_grid(a: argparse.Namespace, base: Path, readings: list[str], seeds: list
 
 def collect(base: Path, reading: str, seeds: list[int], names: list[str]) -> dict[str, list[dict]]:
     """{row: [metrics of each seed done]} of one reading, with the data and MLE rows."""
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[dict]] = {k: [] for k in ("data", "MLE", *names)}  # the table's order
     for _, _, c in cells(base, [reading], seeds):
         if (c / "mle.json").is_file():
             m = json.loads((c / "mle.json").read_text())
@@ -149,7 +149,7 @@ def collect(base: Path, reading: str, seeds: list[int], names: list[str]) -> dic
         for n in names:
             if (c / f"{n}.json").is_file():
                 out.setdefault(n, []).append(json.loads((c / f"{n}.json").read_text())["final"])
-    return out
+    return {k: v for k, v in out.items() if v}
 
 
 def mean_std(vals: list[float]) -> tuple[float, float]:
