@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rowpool import copy_run, python, run_pool  # noqa: E402
+
 TUNE = ROOT / "runs" / "tune"
 BLOCKED = ("music21", "nltk", "pretty_midi", "mido")
 BASE = {"epochs": 12, "d_pretrain_steps": 5, "rollout_num": 8, "eval_every": 1,
@@ -128,20 +131,7 @@ def work(config: str, seed: int, base: Path, samples: int) -> None:
 
     row = base / "rows" / f"{config}-s{seed}"
     opts = options(config)
-    preset = opts.pop("config", {})  # TrainConfig fields `seqgan train` has no option for
-    if not row.exists():
-        tmp = row.with_name(row.name + ".copying")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(mle_dir(seed, base), tmp, ignore=shutil.ignore_patterns(".lock"))
-        if preset:
-            from dataclasses import replace
-
-            from seqgan.runs.rundir import RunDir
-
-            rd = RunDir(tmp)
-            rd.config.train = replace(rd.config.train, **preset)
-            rd.save_config()
-        os.replace(tmp, row)
+    copy_run(mle_dir(seed, base), row, opts.pop("config", {}))  # + fields train has no option for
     t0 = time.perf_counter()
     open_run(row, log=lambda m: print(m, flush=True)).train(device="cpu", progress=False, **opts)
     wall = time.perf_counter() - t0
@@ -225,25 +215,9 @@ def run_grid(configs: list[str], seeds: list[int], base: Path, jobs: int, sample
     if missing:
         sys.exit(f"no prepared MLE run for seed(s) {missing} under {base}: run --prepare first")
     print(f"{len(todo)} rows to run, {jobs} at a time", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    running: list[tuple[subprocess.Popen, str, float]] = []
-    (base / "rows").mkdir(parents=True, exist_ok=True)
-    while todo or running:
-        while todo and len(running) < jobs:
-            c, s = todo.pop(0)
-            logf = open(base / "rows" / f"{c}-s{s}.log", "a")
-            p = subprocess.Popen([sys.executable, __file__, "--worker", c, str(s), "--base", str(base),
-                                  "--samples", str(samples)], cwd=ROOT, env=env, stdout=logf,
-                                 stderr=subprocess.STDOUT)
-            running.append((p, f"{c}-s{s}", time.time()))
-        time.sleep(1.0)
-        for item in list(running):
-            p, name, t0 = item
-            if p.poll() is not None:
-                running.remove(item)
-                print(f"{name}: {'done' if p.returncode == 0 else f'FAILED ({p.returncode}), see its .log'} "
-                      f"in {time.time() - t0:.0f} s", flush=True)
+    run_pool([(f"{c}-s{s}", python("tune_main_job.py", "--worker", c, str(s), "--base", str(base),
+                                   "--samples", str(samples)), base / "rows" / f"{c}-s{s}.log")
+              for c, s in todo], jobs)
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ from seqgan.report.html import make_report
 from seqgan.report.plots import plot_runs
 from seqgan.report.tensorboard import require_tensorboard, with_tensorboard
 from seqgan.runs import options as opts
-from seqgan.runs.config import check_ss_k
 from seqgan.runs.rundir import RunDir
 from seqgan.training.baselines import get_baseline
 from seqgan.training.loop import RunTrainer, nothing_to_train
@@ -276,7 +275,6 @@ class Run:
         before = cfg.to_dict()
         trial = opts.apply(type(cfg).from_dict(before), command, values)
         tc = trial.train
-        check_ss_k(tc)
         uses_objective = tc.lambda_ < 1 and tc.baseline == "seqgan"
         if uses_objective and not tc.objective:
             raise UserError("λ < 1 needs an objective: pass --objective NAME")

@@ -41,13 +41,11 @@ def test_bengio_decays_by_hand():
 @pytest.mark.parametrize("schedule", ["inverse-sigmoid", "exponential"])
 @pytest.mark.parametrize("epochs,batches", [(200, 157), (3, 4), (1, 1)])
 def test_auto_k_gives_even_odds_at_mid_run(schedule, epochs, batches):
-    m = epochs * batches / 2
-    k = auto_k(schedule, m)
-    if m >= 1 and schedule == "inverse-sigmoid":
-        assert k * math.log(k) == pytest.approx(m, rel=1e-9) or k == 1.0
-    if m >= 1:  # p = 1/2 at the middle minibatch (where it is one)
-        assert (1 - k / (k + math.exp(m / k)) if schedule == "inverse-sigmoid" else 1 - k ** m) \
-            == pytest.approx(0.5, abs=1e-9) or k == 1.0
+    m = max(epochs * batches / 2, 1.0)  # the midpoint; at least one minibatch
+    k = auto_k(schedule, epochs * batches / 2)
+    p_mid = 1 - k / (k + math.exp(m / k)) if schedule == "inverse-sigmoid" else 1 - k ** m
+    assert p_mid == pytest.approx(0.5, abs=1e-9)
+    assert (k >= 1) if schedule == "inverse-sigmoid" else (0 < k < 1)
 
 
 # -- scheduled sampling's forward pass -----------------------------------------------------
@@ -167,6 +165,7 @@ def test_best_nll_test_keeps_the_epoch_and_readers_use_it(tmp_path):
     adv = [r for r in recs if r["phase"] == "adversarial"]
     assert [r["metrics"]["ss_prob"] for r in adv] == [0.9] * 4
     best = min(adv, key=lambda r: r["metrics"]["nll_test"])
+    assert best["epoch"] < adv[-1]["epoch"]  # (this seed) so the kept and the final generators differ
     assert adv[-1]["selected"]["epoch"] == best["epoch"]
     r = seqgan.open_run(run)
     from safetensors.torch import load_file
@@ -176,8 +175,9 @@ def test_best_nll_test_keeps_the_epoch_and_readers_use_it(tmp_path):
     sel = load_file(run / SELECTED_FILE)
     g = load_generator(r.dir, "default", "cpu")
     assert all(torch.equal(g.state_dict()[k], v) for k, v in sel.items())
-    nll = r.evaluate(["nll-test"])
-    assert nll  # evaluate reads the selected generator without complaint
+    # evaluate scores the kept generator: its NLL-test is the one recorded at the kept epoch
+    assert r.evaluate(["nll-test"])["nll-test"] == pytest.approx(best["metrics"]["nll_test"], abs=1e-6)
+    assert r.evaluate(["nll-test"], final=True)["nll-test"] == pytest.approx(adv[-1]["metrics"]["nll_test"], abs=1e-6)
 
 
 def test_a_decay_constant_on_the_wrong_side_is_one_line(tmp_path):

@@ -52,7 +52,7 @@ from typing import Hashable, Iterable, Sequence
 import torch
 
 from seqgan.errors import UserError
-from seqgan.metrics.bleu_smoothing import EPSILON, SMOOTHINGS, precisions  # noqa: F401 (SMOOTHINGS re-exported)
+from seqgan.metrics.bleu_smoothing import EPSILON, precisions
 
 __all__ = ["BleuReference", "corpus_bleu_scores", "self_bleu", "self_bleu_scores", "eos_lengths"]
 

@@ -17,7 +17,7 @@ from typing import Any
 from seqgan.datasets.config import DataConfig
 from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, MAX_SEED, check, knob
-from seqgan.metrics.bleu import SMOOTHINGS as BLEU_SMOOTHINGS
+from seqgan.metrics.bleu_smoothing import SMOOTHINGS as BLEU_SMOOTHINGS
 from seqgan.models.discriminator import DiscriminatorConfig
 from seqgan.models.generator import GeneratorConfig
 from seqgan.runs.evolve_config import G_LOSS_NAMES, EvolveConfig
@@ -159,12 +159,15 @@ def validate_config(cfg: Any, where: str = "config") -> None:
     deep inside training.
     """
     check(cfg, where)
-    if isinstance(getattr(cfg, "train", None), TrainConfig):
-        check_ss_k(cfg.train, f"{where}: ")
+    if isinstance(cfg, RunConfig):
+        check_relations(cfg, f"{where}: ")
 
 
-def check_ss_k(tc: TrainConfig, where: str = "") -> None:
-    """A UserError where ``ss_k`` is on the wrong side of 1 for the decay it parameterises."""
+def check_relations(cfg: RunConfig, where: str = "") -> None:
+    """The checks that involve several knobs at once (each knob's own range is
+    :func:`seqgan.knobs.check`'s): a UserError where ``ss_k`` is on the wrong side of 1 for
+    the decay it parameterises. Run on every config read and every set of options applied."""
+    tc = cfg.train
     if tc.ss_k and tc.ss_schedule in ("exponential", "inverse-sigmoid") \
             and (tc.ss_schedule == "exponential") != (tc.ss_k < 1):
         need = "below 1" if tc.ss_schedule == "exponential" else "at least 1"

@@ -21,7 +21,7 @@ from typing import Any
 from seqgan.datasets import default_options, resolve_spec
 from seqgan.errors import UserError
 from seqgan.knobs import check_seed, check_value, cli_knobs, flag_of, override
-from seqgan.runs.config import RunConfig
+from seqgan.runs.config import RunConfig, check_relations
 from seqgan.runs.presets import get_preset, preset_for_source
 
 # data options that decide the sequence length T, by source
@@ -74,6 +74,7 @@ def apply(cfg: RunConfig, command: str, values: dict[str, Any]) -> RunConfig:
             setattr(cfg, path[0], v)
         else:
             setattr(owner, path[-2], override(getattr(owner, path[-2]), **{path[-1]: v}))
+    check_relations(cfg)
     return cfg
 
 
