@@ -1,13 +1,14 @@
 """CPU speed of SeqGAN's rewards and discriminator, side by side in one run on one thread.
 
-Parts (``--part``, comma-separated; the default runs rewards, blocks and d):
+Parts (``--part``, comma-separated; the default runs all four):
 
 - ``rewards``: rewards for one batch (B 64, T 20, V 5000, N 16 rollouts, SeqGAN's D): the
   loop over rollouts and prefixes that recomputes every prefix and scores B rows at a
   time with a Conv1d D (``reference_rewards``, how existing tools do it); the lockstep
   layout (every completion stepped together, then scored 32,768 rows at a time with the
   Conv1d D: the batched path before blocking); the blocked path with plain scoring; the
-  blocked path with prefix-shared scoring (the CPU default). Each: seconds, speed-up
+  blocked path with prefix-shared scoring by window products; the same with token tables
+  (the CPU default: each window's response looked up per token and tap). Each: seconds, speed-up
   over the loop, and the time of the floor (its multiply-adds at the measured SGEMM
   rate, the generator's 70 GFLOP included, softmax and sampling not) as a fraction.
 - ``blocks``: the CPU default by rows per block (``CPU_BLOCK_ROWS``).
@@ -16,16 +17,18 @@ Parts (``--part``, comma-separated; the default runs rewards, blocks and d):
   fused Adam, forward + backward alone, and scoring 4,096 sequences; GFLOP/s count the
   plain computation's multiply-adds (a step = 3 × forward, 13.5 M a sequence for SeqGAN's
   D) and are given as % of the SGEMM rate measured in the same run.
-- ``populations``: reserved for populations K = 1/4/9 as one batched model (issue 19, a
-  separate change); prints a note until that part is added here.
+- ``populations``: one training step (MLE + D minibatch + policy gradient with given
+  rewards) of K = 1, 4, 9 members as one stacked model against K separate members, at the
+  ``quick`` and ``seqgan`` sizes (``bench/bench_population.py``'s steps; median of
+  ``--repeats``, default 3, wall clock); the ratio of a stacked step to one member's.
 
 Times are the best of ``--repeats`` runs (per part by default: 2 for the fast reward paths,
 1 for the loop's ~15 s), wall clock and the process's CPU time, both recorded; rates and
 ratios use ``--clock`` (wall; on a shared machine ``cpu`` is the steadier estimate, the
 SGEMM rate then in CPU time too). ``--quick`` runs small sizes (B 16, N 4, scoring 256)
-as a smoke check. About 3 minutes in full on a quiet core.
+as a smoke check. About 5 minutes in full on a quiet core.
 
-Usage: python bench/bench_cpu.py [--quick] [--part rewards,blocks,d] [--repeats N]
+Usage: python bench/bench_cpu.py [--quick] [--part rewards,blocks,d,populations] [--repeats N]
        [--clock wall|cpu] [--out bench/results/cpu.json]
 """
 from __future__ import annotations
@@ -52,6 +55,13 @@ from seqgan.training.rollout import CPU_BLOCK_ROWS, RolloutPolicy, reference_rew
 
 
 CLOCK = "wall"  # which of the two times the printed rates and ratios use (--clock)
+
+
+class WindowProductScorer(DiscriminatorScorer):
+    """Prefix-shared scoring that multiplies every new window (no token tables)."""
+
+    def prefix_windows(self, seqs, completions=0):
+        return self.D.prefix_windows(seqs, completions, tables=False)
 
 
 def best_of(fn, repeats: int, seed: int = 1):
@@ -126,6 +136,7 @@ def part_rewards(args, out: dict, rate: float) -> None:
     D_conv.load_state_dict(D.state_dict())
     fn = RewardFn(DiscriminatorScorer(D), 1.0)
     fn_conv = RewardFn(DiscriminatorScorer(D_conv), 1.0)
+    fn_products = RewardFn(WindowProductScorer(D), 1.0)
     M = (T - 1) * N * B
     H = G.cfg.hidden_dim
     g_macs = N * B * T * (T - 1) // 2 * (G.cfg.emb_dim * 4 * H + H * 4 * H + H * V)
@@ -144,7 +155,9 @@ def part_rewards(args, out: dict, rate: float) -> None:
          lambda: policy.rewards(seqs, fn_conv, N, block=0, prefix_shared=False), reps),
         (f"blocked ({CPU_BLOCK_ROWS} rows), plain scoring", "plain",
          lambda: policy.rewards(seqs, fn, N, prefix_shared=False), reps),
-        (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared (CPU default)", "shared",
+        (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared, window products", "shared",
+         lambda: policy.rewards(seqs, fn_products, N), reps),
+        (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared, token tables (CPU default)", "shared",
          lambda: policy.rewards(seqs, fn, N), reps),
     ]
     rows, qs = [], []
@@ -160,10 +173,12 @@ def part_rewards(args, out: dict, rate: float) -> None:
               f"{row['speedup_vs_loop']:5.2f}x the loop  {row['times_floor']:4.2f}x its floor")
     same = (qs[2] - qs[1]).abs().max().item()
     shared_diff = (qs[3] - qs[2]).abs().max().item()
+    tables_diff = (qs[4] - qs[2]).abs().max().item()
     print(f"  same seed: blocked vs lockstep max |dQ| {same:.1e} (Conv1d vs grouped D); "
-          f"prefix-shared vs plain max |dQ| {shared_diff:.1e}")
+          f"prefix-shared vs plain max |dQ| {shared_diff:.1e}, with token tables {tables_diff:.1e}")
     out["rewards"] = {"B": B, "T": T, "V": V, "N": N, "sgemm_gflops": rate, "rows": rows,
-                      "max_abs_dq_blocked_vs_lockstep": same, "max_abs_dq_shared_vs_plain": shared_diff}
+                      "max_abs_dq_blocked_vs_lockstep": same, "max_abs_dq_shared_vs_plain": shared_diff,
+                      "max_abs_dq_tables_vs_plain": tables_diff}
 
 
 def part_blocks(args, out: dict, rate: float) -> None:
@@ -237,7 +252,29 @@ def part_d(args, out: dict, rate: float) -> None:
 
 
 def part_populations(args, out: dict, rate: float) -> None:
-    print("populations (K = 1/4/9 as one batched model): not part of this benchmark yet")
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_population import SIZES, separate, stacked, timed
+    dev = torch.device("cpu")
+    reps = args.repeats or 3
+    rows = []
+    print(f"populations, one step (MLE + D + PG) per member, median of {reps}, wall clock:")
+    for size in ("quick",) if args.quick else ("quick", "seqgan"):
+        gc, dc, B = SIZES[size]
+        one = None
+        for K in (1, 4, 9):
+            torch.manual_seed(0)
+            ms = {kind: 1e3 * sum(timed(fn, dev, reps) for fn in steps.values())
+                  for kind, steps in (("separate", separate(gc, dc, B, K, dev)),
+                                      ("stacked", stacked(gc, dc, B, K, dev)))}
+            one = one or ms["separate"]
+            row = {"size": size, "K": K, "separate_ms": ms["separate"], "stacked_ms": ms["stacked"],
+                   "stacked_vs_one_member": ms["stacked"] / one,
+                   "separate_vs_stacked": ms["separate"] / ms["stacked"]}
+            rows.append(row)
+            print(f"  {size:6s} K={K}: separate {ms['separate']:8.1f} ms, stacked {ms['stacked']:8.1f} ms "
+                  f"= {row['stacked_vs_one_member']:5.2f}x one member, {row['separate_vs_stacked']:4.2f}x "
+                  f"faster than separate", flush=True)
+    out["populations"] = rows
 
 
 PARTS = {"rewards": part_rewards, "blocks": part_blocks, "d": part_d, "populations": part_populations}
@@ -245,7 +282,7 @@ PARTS = {"rewards": part_rewards, "blocks": part_blocks, "d": part_d, "populatio
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", default="rewards,blocks,d", help=f"comma-separated: {', '.join(PARTS)}")
+    ap.add_argument("--part", default="rewards,blocks,d,populations", help=f"comma-separated: {', '.join(PARTS)}")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
     ap.add_argument("--repeats", type=int, default=0, help="best of this many (default: per part)")
     ap.add_argument("--threads", type=int, default=1)

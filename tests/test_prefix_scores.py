@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from seqgan.models.disc_windows import BankWindows, width_groups
+from seqgan.models.disc_windows import BankWindows, TokenTables, windows, width_groups
 from seqgan.models.discriminator import Discriminator, DiscriminatorConfig
 from seqgan.models.generator import Generator, GeneratorConfig
 from seqgan.training.rewards import DiscriminatorScorer, RewardFn
@@ -30,12 +30,14 @@ def test_width_groups_merge_equal_neighbours_only():
     assert width_groups((1, 2, 2, 3, 2), (3, 2, 4, 1, 5)) == [(0, 3, 1), (3, 9, 2), (9, 10, 3), (10, 15, 2)]
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("loss", ["bce", "wgan"])
-def test_prefix_shared_scores_equal_plain_for_every_width_and_t(loss):
+def test_prefix_shared_scores_equal_plain_for_every_width_and_t(loss, tables):
     torch.manual_seed(0)
     d = Discriminator(replace(CFG, loss=loss), 13, T).train()  # scoring switches to eval
     seqs = torch.randint(0, 13, (4, T))
-    shared = d.prefix_windows(seqs)
+    shared = d.prefix_windows(seqs, tables=tables)
+    assert (shared.tables is not None) == tables
     critic = loss == "wgan"
     for t in range(T + 1):
         comps = completions_of(seqs, t, 3, 13)
@@ -47,6 +49,49 @@ def test_prefix_shared_scores_equal_plain_for_every_width_and_t(loss):
         plain = d.critic(comps) if critic else d.prob_real(comps)
         assert torch.allclose(d.prefix_verdicts(shared, comps, t, critic), plain, atol=1e-5), t
     assert d.training
+
+
+def test_token_tables_give_each_window_its_product():
+    """Table row v·k + j is token v's response at tap j: summed over a window's taps it
+    equals the window's product with the bank, at every start position and width."""
+    torch.manual_seed(0)
+    d = Discriminator(CFG, 13, T)
+    tokens = torch.randint(0, 13, (5, T))
+    with torch.no_grad():
+        tabs = TokenTables(d.embedding.weight, d.bank_weight, d.width_runs)
+        e = d.embedding(tokens)
+        for i, (s0, s1, k) in enumerate(d.width_runs):
+            w = d.bank_weight[s0:s1, :k].reshape(s1 - s0, -1)
+            for start in range(T - k + 1):
+                want = windows(e, k, start) @ w.t()
+                assert torch.allclose(tabs.responses(i, tokens, start), want, atol=1e-5), (k, start)
+    assert tabs.tables[1].shape == (13 * 2, 6)  # the run of two width-2 banks: 2 + 4 filters
+
+
+def test_token_tables_are_built_where_they_pay(monkeypatch):
+    """CPU only, when completions · T · E reach TABLES_PAY_AT · V, and never past the size
+    cap; built from D's weights at the time of the call."""
+    import seqgan.models.discriminator as dmod
+    d = Discriminator(CFG, 13, T)
+    seqs = torch.randint(0, 13, (4, T))
+    enough = -(-dmod.TABLES_PAY_AT * 13 // (T * 6))  # T 9, E 6
+    assert not d.tables_pay(enough - 1) and d.tables_pay(enough)
+    assert d.prefix_windows(seqs, completions=enough).tables is not None
+    assert d.prefix_windows(seqs, completions=enough - 1).tables is None
+    monkeypatch.setattr(dmod, "MAX_TABLE_FLOATS", 13 * 115)  # V · Σ k·n of CFG's banks
+    assert d.tables_pay(10**6)
+    monkeypatch.setattr(dmod, "MAX_TABLE_FLOATS", 13 * 115 - 1)
+    assert not d.tables_pay(10**6)
+    monkeypatch.undo()
+    comps = completions_of(seqs, 3, 2, 13)
+    before = d.prefix_windows(seqs, tables=True).features(comps, 3)
+    with torch.no_grad():
+        d.bank_weight.mul_(2.0)  # a trained D: tables from the new weights
+    after = d.prefix_windows(seqs, tables=True).features(comps, 3)
+    assert not torch.allclose(before, after)
+    with torch.no_grad():
+        d.eval()
+        assert torch.allclose(after, d.features(comps), atol=1e-5)
 
 
 def test_prefix_features_refuse_rows_that_are_not_whole_groups():
@@ -106,9 +151,16 @@ def test_blocked_rollout_makes_the_lockstep_completions(block):
     assert torch.equal(q_block, q_lock)
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("lambda_,penalty", [(1.0, False), (0.5, True)])
 @pytest.mark.parametrize("loss", ["bce", "wgan"])
-def test_prefix_shared_rewards_equal_plain_rewards(lambda_, penalty, loss):
+def test_prefix_shared_rewards_equal_plain_rewards(lambda_, penalty, loss, tables, monkeypatch):
+    """Every path, with and without token tables (the rollout asks for them where they pay)."""
+    import seqgan.models.discriminator as dmod
+    monkeypatch.setattr(dmod, "TABLES_PAY_AT", 0 if tables else 10**9)
+    built = []
+    monkeypatch.setattr(dmod.Discriminator, "_token_tables",
+                        lambda self, f=dmod.Discriminator._token_tables: built.append(1) or f(self))
     g = gen()
     policy = RolloutPolicy(g)
     seqs = g.sample(4)
@@ -124,6 +176,7 @@ def test_prefix_shared_rewards_equal_plain_rewards(lambda_, penalty, loss):
         out[name] = policy.rewards(seqs, fn, 3, chunk=8, block=block, prefix_shared=shared)
     for name, q in out.items():
         assert torch.allclose(q, out["plain"], atol=1e-5), name
+    assert len(built) == (3 if tables else 0)  # once per prefix-shared rewards call
 
 
 @pytest.mark.gpu

@@ -45,11 +45,18 @@ from dataclasses import dataclass
 
 from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, knob
-from seqgan.models.disc_windows import PrefixWindows, bank_features, width_groups
+from seqgan.models.disc_windows import PrefixWindows, TokenTables, bank_features, width_groups
 
 SEQGAN_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 SEQGAN_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
 DISCRIMINATOR_IMPLS = ("auto", "grouped", "fused", "conv")
+# the largest token tables built for scoring rollouts (floats; 1 GiB): SeqGAN's banks at
+# V 5000 take 62.5 M (250 MB), a 20,000-word vocabulary 250 M
+MAX_TABLE_FLOATS = 2**28
+# token tables pay once completions · T · E reach this many times V (bench/bench_cpu.py:
+# SeqGAN's D at V 5000, E 64 breaks even near 4,800 completions of T 20; building the
+# 250 MB of tables takes about 0.5 s there, mostly writing fresh memory)
+TABLES_PAY_AT = 1200
 
 
 @dataclass
@@ -284,12 +291,31 @@ class Discriminator(nn.Module):
         """The score s(Y) = logit_real - logit_fake, (B,), in eval mode, in chunks."""
         return self._verdicts(tokens, chunk, critic=True)
 
-    def prefix_windows(self, seqs: torch.Tensor) -> PrefixWindows:
+    def prefix_windows(self, seqs: torch.Tensor, completions: int = 0,
+                       tables: bool | None = None) -> PrefixWindows:
         """Y's (B, T) window maxima that completions of its prefixes share (see
-        :meth:`prefix_verdicts`)."""
+        :meth:`prefix_verdicts`). ``tables``: look the completions' windows up in token
+        tables (:class:`~seqgan.models.disc_windows.TokenTables`) built now from D's
+        current weights; None decides by :meth:`tables_pay` for ``completions`` rows."""
         with self._evaluating():
+            if tables is None:
+                tables = self.tables_pay(completions)
             return PrefixWindows(seqs, self.embedding, self.bank_weight, self.bank_bias,
-                                 self.width_runs)
+                                 self.width_runs, self._token_tables() if tables else None)
+
+    def tables_pay(self, completions: int) -> bool:
+        """Whether token tables pay for scoring ``completions`` sequences: on the CPU (on
+        GPUs the window products run at full speed), when completions · T · E ≥
+        :data:`TABLES_PAY_AT` · V (a table row per token and tap is built once; each
+        window looked up saves E multiply-adds per tap and filter) and the tables take at
+        most :data:`MAX_TABLE_FLOATS` floats."""
+        V = self.embedding.num_embeddings
+        floats = V * sum(k * n for k, n in zip(self.filter_sizes, self.num_filters))
+        return (not self.embedding.weight.is_cuda and floats <= MAX_TABLE_FLOATS
+                and completions * self.seq_len * self.cfg.emb_dim >= TABLES_PAY_AT * V)
+
+    def _token_tables(self) -> TokenTables:
+        return TokenTables(self.embedding.weight, self.bank_weight, self.width_runs)
 
     def prefix_verdicts(self, shared: PrefixWindows, tokens: torch.Tensor, t: int,
                         critic: bool = False) -> torch.Tensor:

@@ -100,13 +100,15 @@ class RewardFn:
             r = r + (1.0 - self.lambda_) * o
         return r
 
-    def prefix_scorer(self, seqs: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor] | None:
+    def prefix_scorer(self, seqs: torch.Tensor,
+                      completions: int = 0) -> Callable[[torch.Tensor, int], torch.Tensor] | None:
         """For Monte Carlo completions of the prefixes of ``seqs`` (B, T): a function
         ``(completions (M, T) of Y[:t], t) -> R (M,)`` whose scorer shares the windows inside
-        each prefix (:class:`DiscriminatorScorer`), or None when the scorer cannot."""
+        each prefix (:class:`DiscriminatorScorer`), or None when the scorer cannot.
+        ``completions``: how many rows it will score in all (sizes the scorer's set-up)."""
         if self.lambda_ == 0 or not hasattr(self.scorer, "prefix_windows"):
             return None
-        shared, B = self.scorer.prefix_windows(seqs), seqs.shape[0]
+        shared, B = self.scorer.prefix_windows(seqs, completions), seqs.shape[0]
         return lambda tokens, t: self(tokens, B, self.scorer.prefix_verdicts(shared, tokens, t))
 
 
@@ -121,9 +123,10 @@ class DiscriminatorScorer:
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.D.critic(tokens, self.chunk) if self.critic else self.D.prob_real(tokens, self.chunk)
 
-    def prefix_windows(self, seqs: torch.Tensor) -> Any:
-        """Y's shared window maxima (B, T) -> the discriminator's ``PrefixWindows``."""
-        return self.D.prefix_windows(seqs)
+    def prefix_windows(self, seqs: torch.Tensor, completions: int = 0) -> Any:
+        """Y's shared window maxima (B, T) -> the discriminator's ``PrefixWindows``, with
+        token tables where they pay for ``completions`` rows."""
+        return self.D.prefix_windows(seqs, completions)
 
     def prefix_verdicts(self, shared: Any, tokens: torch.Tensor, t: int) -> torch.Tensor:
         """S (M,) of completions ``tokens`` (M, T) of Y[:t], in chunks of whole groups of B."""

@@ -92,7 +92,7 @@ class RolloutPolicy(DelayedCopy):
         block = (CPU_BLOCK_ROWS if cpu else 0) if block is None else block
         use_prefix = cpu if prefix_shared is None else prefix_shared
         prefix = getattr(score, "prefix_scorer", None)
-        prefix = prefix(seqs) if use_prefix and prefix is not None else None
+        prefix = prefix(seqs, (T - 1) * N * B) if use_prefix and prefix is not None else None
         if block and N * B >= MIN_BLOCK_ROWS:
             rows = max(-(-MIN_BLOCK_ROWS // B) * B, block // B * B)
             scores = self._blocked_scores(seqs, score, N, rows, prefix)
