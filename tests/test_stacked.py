@@ -65,7 +65,11 @@ def test_members_unstack_to_the_single_models_layout():
     assert torch.equal(S.member(1)["out.weight"], gs[2].out.weight)
 
 
-def test_stacked_adam_is_torch_adam_per_member_bit_for_bit():
+@pytest.mark.parametrize("member_by_member", [False, True])
+def test_stacked_adam_is_torch_adam_per_member_bit_for_bit(member_by_member, monkeypatch):
+    import seqgan.models.stacked as stacked
+    if member_by_member:  # as for large members
+        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     opts = [torch.optim.Adam(g.parameters(), lr=lr) for g, lr in zip(gs, LRS)]
@@ -110,13 +114,21 @@ def test_clipping_is_per_member():
             torch.testing.assert_close(getattr(S, name).grad[k], gs[k].get_parameter(key).grad)
 
 
-def test_mle_steps_equal_each_member_trained_alone():
+@pytest.mark.parametrize("per_run", [3, 2, 1])
+def test_mle_steps_equal_each_member_trained_alone(per_run, monkeypatch):
+    """All members at once, or in runs of 2 or 1 (large members: forward and backward a
+    run at a time, member_chunks)."""
+    import seqgan.models.stacked as stacked
+    monkeypatch.setattr(stacked, "CHUNK_LOGITS", per_run * 32 * T * V)
+    if per_run == 1:  # as for SeqGAN-sized members: linear layers and Adam member by member too
+        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     sopt = StackedAdam(S.parameters(), LRS)
     opts = [torch.optim.Adam(g.parameters(), lr=lr) for g, lr in zip(gs, LRS)]
     torch.manual_seed(1)
     batches = torch.randint(V, (4, K, 32, T))
+    assert [m.stop - m.start for m in S.member_chunks(32 * T)] == {3: [3], 2: [2, 1], 1: [1, 1, 1]}[per_run]
     for batch in batches:
         got = mle_update(S, sopt, batch, 5.0)
         for k, (g, opt) in enumerate(zip(gs, opts)):  # mle_epoch's step, one member
@@ -138,13 +150,22 @@ def test_sampling_draws_each_members_own_stream_bit_for_bit():
         assert torch.equal(got[k], g.sample(40, 0.8, torch.Generator().manual_seed(7 + k), length=11))
 
 
-@pytest.mark.parametrize("loss, impl", [("bce", "auto"), ("bce", "grouped"), ("wgan", "fused")])
-def test_d_epochs_equal_each_member_trained_alone(loss, impl):
+@pytest.mark.parametrize("loss, impl, loop_from", [("bce", "auto", None), ("bce", "auto", 0),
+                                                   ("bce", "grouped", None), ("wgan", "fused", None)])
+def test_d_epochs_equal_each_member_trained_alone(loss, impl, loop_from, monkeypatch):
     # a WGAN critic clipped to ±0.01 has many near-ties in its max-pool, so it is compared
-    # with the same (window-product) kernels alone; the plain D with SeqGAN's CPU conv too
+    # with the same (window-product) kernels alone; the plain D with SeqGAN's CPU conv too;
+    # "auto" for members above MEMBER_LOOP_MACS (loop_from 0) trains member by member with
+    # the single model's CPU banks, like "grouped"
+    import seqgan.models.stacked as stacked
+    import seqgan.models.stacked_d as stacked_d
+    if loop_from is not None:  # and every linear layer and Adam update member by member
+        monkeypatch.setattr(stacked_d, "MEMBER_LOOP_MACS", loop_from)
+        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
     ds = discriminators(loss, impl)
     lrs = [1e-3, 3e-3, 2e-4]
     SD = StackedDiscriminator.from_discriminators(ds, impl)
+    assert SD._resolved_impl(T) == {"auto": "grouped" if loop_from == 0 else "conv"}.get(impl, impl)
     opt = StackedAdam(SD.parameters(), lrs)
     torch.manual_seed(2)
     pos, neg = torch.randint(V, (K, 40, T)), torch.randint(V, (K, 40, T))
@@ -164,9 +185,14 @@ def test_d_epochs_equal_each_member_trained_alone(loss, impl):
         torch.testing.assert_close(SD.prob_real(x), want, **TOL)
 
 
-def test_policy_gradient_steps_equal_each_member_trained_alone():
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_policy_gradient_steps_equal_each_member_trained_alone(one_by_one, monkeypatch):
     """pg_step (sample, Monte Carlo rollouts rewarded by an opponent's D, REINFORCE, clip,
-    Adam) per member against the stacked step with the opponents' Ds gathered by index."""
+    Adam) per member against the stacked step with the opponents' Ds gathered by index
+    (its REINFORCE step for all members at once, or member by member as for large ones)."""
+    import seqgan.models.stacked as stacked
+    if one_by_one:
+        monkeypatch.setattr(stacked, "CHUNK_LOGITS", 1)
     cfg = get_preset("quick")
     cfg.generator = GCFG
     tc = cfg.train

@@ -65,50 +65,81 @@ def bank_matrix(weight: torch.Tensor, s0: int, s1: int, k: int) -> torch.Tensor:
     return weight[s0:s1, :k].reshape(s1 - s0, -1)
 
 
+def bank_forward(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                 groups: list[Group]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Features (B, F) of e (B, T, E) (contiguous) by ``bank_weight`` (F, K, E) and
+    ``bank_bias`` (F,), and per run of banks the arg-max window of each feature (B, n)."""
+    B, T, E = e.shape
+    feats = e.new_empty(B, weight.shape[0])
+    args = []
+    for s0, s1, k in groups:
+        P, n = T - k + 1, s1 - s0
+        z = torch.mm(windows(e, k), bank_matrix(weight, s0, s1, k).t())  # (B·P, n), bias below
+        m, arg = z.view(B, P, n).max(dim=1)  # (B, n)
+        feats[:, s0:s1] = m.add_(bias[s0:s1]).clamp_min_(0)
+        args.append(arg)
+    return feats, args
+
+
+def bank_backward(g: torch.Tensor, e: torch.Tensor, weight: torch.Tensor, feats: torch.Tensor,
+                  args: list[torch.Tensor], groups: list[Group], grad_w: torch.Tensor,
+                  grad_e: torch.Tensor | None) -> torch.Tensor:
+    """Given dL/dfeatures g (B, F): writes dL/d``bank_weight`` into ``grad_w`` (F, K, E,
+    zeros) and adds dL/de into ``grad_e`` (B, T, E, or None); returns dL/d``bank_bias`` (F,)."""
+    B, T, E = e.shape
+    gz = g * (feats > 0)  # (B, F): dL/dz at each feature's arg-max window
+    for (s0, s1, k), arg in zip(groups, args):
+        P, n = T - k + 1, s1 - s0
+        dz = e.new_zeros(B, P, n).scatter_(1, arg.unsqueeze(1), gz[:, None, s0:s1])
+        dz = dz.view(B * P, n)
+        grad_w[s0:s1, :k] = torch.mm(dz.t(), windows(e, k)).view(n, k, E)
+        if grad_e is not None:
+            dx = torch.mm(dz, bank_matrix(weight, s0, s1, k)).view(B, P, k, E)
+            for j in range(k):  # window p's tap j sits at position p + j
+                grad_e[:, j:j + P] += dx[:, :, j]
+    return gz.sum(0)
+
+
 class BankWindows(torch.autograd.Function):
-    """Max-pooled ReLU features (B, F) of every bank; see the module docstring."""
+    """Max-pooled ReLU features of every bank (see the module docstring): e (B, T, E),
+    ``bank_weight`` (F, K, E), ``bank_bias`` (F,) -> (B, F); or for K stacked members
+    e (K, B, T, E), (K, F, W, E), (K, F) -> (K, B, F), member after member, with one
+    gradient tensor per stacked input (no per-member slices to zero-fill and add)."""
 
     @staticmethod
     def forward(ctx, e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 groups: list[Group]) -> torch.Tensor:
-        """e (B, T, E), ``bank_weight`` (F, K, E), ``bank_bias`` (F,) -> features (B, F)."""
+        ctx.single = e.dim() == 3
+        if ctx.single:
+            e, weight, bias = e.unsqueeze(0), weight.unsqueeze(0), bias.unsqueeze(0)
         e = e.contiguous()
-        B, T, E = e.shape
-        feats = e.new_empty(B, weight.shape[0])
-        args = []
-        for s0, s1, k in groups:
-            P, n = T - k + 1, s1 - s0
-            z = torch.mm(windows(e, k), bank_matrix(weight, s0, s1, k).t())  # (B·P, n), bias below
-            m, arg = z.view(B, P, n).max(dim=1)  # (B, n)
-            feats[:, s0:s1] = m.add_(bias[s0:s1]).clamp_min_(0)
-            args.append(arg)
+        outs = [bank_forward(e[k], weight[k], bias[k], groups) for k in range(e.shape[0])]
+        feats = torch.stack([f for f, _ in outs])
         ctx.groups = groups
-        ctx.save_for_backward(e, weight, feats, *args)
-        return feats
+        ctx.save_for_backward(e, weight, feats, *[a for _, args in outs for a in args])
+        return feats[0] if ctx.single else feats
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         """Gradients of e, ``bank_weight`` (zero outside each filter's width) and the bias."""
         e, weight, feats, *args = ctx.saved_tensors
-        B, T, E = e.shape
-        gz = g * (feats > 0)  # (B, F): dL/dz at each feature's arg-max window
+        g = g.unsqueeze(0) if ctx.single else g
         grad_w = torch.zeros_like(weight)
         grad_e = torch.zeros_like(e) if ctx.needs_input_grad[0] else None
-        for (s0, s1, k), arg in zip(ctx.groups, args):
-            P, n = T - k + 1, s1 - s0
-            dz = e.new_zeros(B, P, n).scatter_(1, arg.unsqueeze(1), gz[:, None, s0:s1])
-            dz = dz.view(B * P, n)
-            grad_w[s0:s1, :k] = torch.mm(dz.t(), windows(e, k)).view(n, k, E)
-            if grad_e is not None:
-                dx = torch.mm(dz, bank_matrix(weight, s0, s1, k)).view(B, P, k, E)
-                for j in range(k):  # window p's tap j sits at position p + j
-                    grad_e[:, j:j + P] += dx[:, :, j]
-        return grad_e, grad_w, gz.sum(0), None
+        n = len(ctx.groups)
+        grad_b = torch.stack([
+            bank_backward(g[k], e[k], weight[k], feats[k], args[k * n:(k + 1) * n], ctx.groups,
+                          grad_w[k], None if grad_e is None else grad_e[k])
+            for k in range(e.shape[0])])
+        if ctx.single:
+            return None if grad_e is None else grad_e[0], grad_w[0], grad_b[0], None
+        return grad_e, grad_w, grad_b, None
 
 
 def bank_features(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                   groups: list[Group]) -> torch.Tensor:
-    """Features (B, F) of embedded sequences e (B, T, E) by :class:`BankWindows`."""
+    """Features (B, F) of embedded sequences e (B, T, E), or (K, B, F) of K stacked
+    members' e (K, B, T, E), by :class:`BankWindows`."""
     return BankWindows.apply(e, weight, bias, groups)
 
 

@@ -33,6 +33,11 @@ from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig
 
 Weights = dict[str, torch.Tensor]
 Generators = Sequence[torch.Generator | None]
+# logits (floats) of the members a training step takes forward and backward at once: 4 M
+# floats, 16 MB, half this CPU's L3 (SeqGAN's 64 × 20 × 5,000 are 6.4 M: one at a time)
+CHUNK_LOGITS = 2**22
+# StackedAdam updates a parameter member by member from this many floats a member (1 MB)
+ADAM_MEMBER_FLOATS = 2**18
 
 
 def stack_weights(sds: Sequence[Weights], names: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -57,11 +62,43 @@ def embed(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """Per-member ``x_k W_kᵀ + b_k``: x (K, ..., I), w (K, O, I), b (K, O) -> (K, ..., O)."""
+    """Per-member ``x_k W_kᵀ + b_k``: x (K, ..., I), w (K, O, I), b (K, O) -> (K, ..., O).
+
+    One batched product; on the CPU, members whose W has at least :data:`ADAM_MEMBER_FLOATS`
+    floats (SeqGAN's highway, 1,720²) take one ``addmm`` each (:class:`MemberLinear`)."""
     K, O = w.shape[0], w.shape[1]
     flat = x.reshape(K, -1, x.shape[-1])  # (K, N, I)
-    y = torch.bmm(flat, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
+    if b is not None and not w.is_cuda and w[0].numel() >= ADAM_MEMBER_FLOATS:
+        y = MemberLinear.apply(flat, w, b)
+    else:
+        y = torch.bmm(flat, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
     return y.view(*x.shape[:-1], O)
+
+
+class MemberLinear(torch.autograd.Function):
+    """``x_k W_kᵀ + b_k`` member after member, x (K, N, I), w (K, O, I), b (K, O) ->
+    (K, N, O), each product and its gradients by the single model's ``addmm``/``mm``
+    (written into slices of one output and one gradient per input): for large members
+    the CPU's batched product and its transposed backward are slower than K plain ones."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = x.new_empty(x.shape[0], x.shape[1], w.shape[1])
+        for k in range(x.shape[0]):
+            torch.addmm(b[k], x[k], w[k].t(), out=y[k])
+        ctx.save_for_backward(x, w)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, w = ctx.saved_tensors
+        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        gw = torch.empty_like(w)
+        for k in range(x.shape[0]):
+            if gx is not None:
+                torch.mm(g[k], w[k], out=gx[k])
+            torch.mm(g[k].t(), x[k], out=gw[k])
+        return gx, gw, g.sum(1)
 
 
 def sample_stacked(logits: torch.Tensor, temperature: float, generators: Generators) -> torch.Tensor:
@@ -152,10 +189,17 @@ class StackedAdam:
             shape = (len(sizes), *([1] * (p.dim() - 1)))
             size = torch.tensor(sizes, dtype=p.dtype, device=p.device).view(shape)
             c = torch.tensor(corr, dtype=p.dtype, device=p.device).view(shape)
-            m.lerp_(p.grad, 1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            denom = v.sqrt().div_(c).add_(self.eps)
-            p.addcdiv_(m * size, denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
+            # large members one at a time (each slice's passes stay in the cache), small
+            # ones all at once; the same elementwise operations either way
+            parts = range(len(sizes)) if p[0].numel() >= ADAM_MEMBER_FLOATS else [slice(None)]
+            for k in parts:
+                self._update(p[k], p.grad[k], m[k], v[k], size[k], c[k], b1, b2)
+
+    def _update(self, p, g, m, v, size, c, b1, b2) -> None:
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = v.sqrt().div_(c).add_(self.eps)
+        p.addcdiv_(m * size, denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
 
     def member_state(self, k: int, names: Sequence[str]) -> dict:
         """Member k's state as ``torch.optim.Adam.state_dict()`` of a model whose parameters
@@ -238,8 +282,8 @@ class StackedGenerator(nn.Module):
         z = torch.zeros(self.k, n, self.cfg.hidden_dim, device=self.device)
         return z, z.clone()
 
-    def _cell(self, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        z = torch.baddbmm(z, h, self.w_hh.transpose(1, 2))  # (K, B, 4H)
+    def _cell(self, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor, members: slice = slice(None)):
+        z = torch.baddbmm(z, h, self.w_hh[members].transpose(1, 2))  # (K, B, 4H)
         i, f, g, o = z.chunk(4, dim=2)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
@@ -255,33 +299,44 @@ class StackedGenerator(nn.Module):
         start = torch.full_like(seqs[..., :1], self.cfg.start_token)
         return torch.cat([start, seqs[..., :-1]], dim=2)
 
-    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Logits (K, B, T, V) of each target given its prefix (teacher forcing)."""
+    def forward(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """Logits (K', B, T, V) of each target given its prefix (teacher forcing), for the
+        members ``members`` (all by default) and their batches ``seqs`` (K', B, T)."""
         x = self.inputs_for(seqs)
         K, B, T = x.shape
-        zx = linear(embed(self.embedding, x), self.w_ih, self.b_ih + self.b_hh)  # (K, B, T, 4H)
+        zx = linear(embed(self.embedding[members], x), self.w_ih[members],
+                    self.b_ih[members] + self.b_hh[members])  # (K', B, T, 4H)
         h, c = self.init_state(B)
+        h, c = h[:K], c[:K]
         hs = []
         for t in range(T):
-            h, c = self._cell(zx[:, :, t], h, c)
+            h, c = self._cell(zx[:, :, t], h, c, members)
             hs.append(h)
-        return linear(torch.stack(hs, 2), self.out_w, self.out_b)  # (K, B, T, V)
+        return linear(torch.stack(hs, 2), self.out_w[members], self.out_b[members])  # (K', B, T, V)
 
-    def log_probs(self, seqs: torch.Tensor) -> torch.Tensor:
-        """log G_k(y_t | y_<t), (K, B, T)."""
-        logp = F.log_softmax(self.forward(seqs), dim=-1)
+    def log_probs(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """log G_k(y_t | y_<t), (K', B, T), of ``members``' batches ``seqs`` (K', B, T)."""
+        logp = F.log_softmax(self.forward(seqs, members), dim=-1)
         return logp.gather(3, seqs.unsqueeze(3)).squeeze(3)
 
-    def mle_loss(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Each member's mean per-token cross entropy on its batch ``seqs`` (K, B, T): (K,)."""
-        logits = self.forward(seqs)
+    def mle_loss(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """Each member's mean per-token cross entropy on its batch ``seqs`` (K', B, T): (K',)."""
+        logits = self.forward(seqs, members)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), seqs.reshape(-1), reduction="none")
-        return ce.view(self.k, -1).mean(1)
+        return ce.view(seqs.shape[0], -1).mean(1)
 
-    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """REINFORCE losses (K,): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
-        sequences ``seqs`` (K, B, T) and action values ``q`` (K, B, T)."""
-        return -(self.log_probs(seqs) * q).sum(dim=(1, 2)) / seqs.shape[1]
+    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """REINFORCE losses (K',): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
+        sequences ``seqs`` (K', B, T) and action values ``q`` (K', B, T)."""
+        return -(self.log_probs(seqs, members) * q).sum(dim=(1, 2)) / seqs.shape[1]
+
+    def member_chunks(self, rows: int) -> list[slice]:
+        """Runs of members whose logits for ``rows`` rows each (B·T) take at most
+        :data:`CHUNK_LOGITS` floats together (at least one member a run): a training step
+        runs forward and backward one run at a time, so large members' logits stay in the
+        cache as they would for one model alone, and small members still share kernels."""
+        n = max(1, CHUNK_LOGITS // max(1, rows * self.cfg.vocab_size))
+        return [slice(s, min(s + n, self.k)) for s in range(0, self.k, n)]
 
     @torch.no_grad()
     def sample(self, n: int, generators: Generators | None = None, temperature: float = 1.0,
@@ -350,12 +405,15 @@ def mle_update(G: StackedGenerator, opt: StackedAdam, batch: torch.Tensor, grad_
     """One MLE step of every member on its batch (K, B, T) (as :func:`~seqgan.training.mle.mle_epoch`
     takes one): the losses (K,) detached."""
     G.train()
-    loss = G.mle_loss(batch)
     opt.zero_grad()
-    loss.sum().backward()
+    losses = []
+    for ms in G.member_chunks(batch.shape[1] * batch.shape[2]):
+        loss = G.mle_loss(batch[ms], ms)
+        loss.sum().backward()
+        losses.append(loss.detach())
     clip_grad_norm_per_member(G.parameters(), grad_clip)
     opt.step()
-    return loss.detach()
+    return torch.cat(losses)
 
 
 def pg_update(G: StackedGenerator, opt: StackedAdam, seqs: torch.Tensor, q: torch.Tensor,
@@ -363,9 +421,12 @@ def pg_update(G: StackedGenerator, opt: StackedAdam, seqs: torch.Tensor, q: torc
     """One REINFORCE step of every member on its sequences (K, B, T) and action values
     (K, B, T) (the tail of :func:`~seqgan.training.adversarial.pg_step`): the losses (K,)."""
     G.train()
-    loss = G.pg_loss(seqs, q)
     opt.zero_grad()
-    loss.sum().backward()
+    losses = []
+    for ms in G.member_chunks(seqs.shape[1] * seqs.shape[2]):
+        loss = G.pg_loss(seqs[ms], q[ms], ms)
+        loss.sum().backward()
+        losses.append(loss.detach())
     clip_grad_norm_per_member(G.parameters(), grad_clip)
     opt.step()
-    return loss.detach()
+    return torch.cat(losses)

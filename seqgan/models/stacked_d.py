@@ -5,9 +5,15 @@ member dimension K (``embedding`` (K, V, E), ``bank_weight`` (K, F, W, E), ``ban
 (K, F), highway ``hh_w``/``ht_w`` (K, F, F), ``out_w`` (K, 2, F), ...) and every input
 one too: tokens (K, B, T). The filter banks run for all members at once:
 
-- ``conv`` (the CPU default): one grouped ``conv1d`` per bank, the K members' embeddings
-  as K channel groups, (B, K·E, T) -> (B, K·n, T-k+1);
-- ``fused`` / ``grouped`` (the GPU default: fused): the single model's window products
+- ``conv`` (the CPU default for small members, and for scoring): one grouped ``conv1d``
+  per bank, the K members' embeddings as K channel groups, (B, K·E, T) -> (B, K·n, T-k+1);
+- ``grouped`` on the CPU (the default for training members whose banks take at least
+  :data:`MEMBER_LOOP_MACS` multiply-adds a sequence, such as SeqGAN's 7.6 M): member after
+  member, the single model's CPU banks (:class:`~seqgan.models.disc_windows.BankWindows`,
+  one matrix product per width and its written-out backward) on slices of the stacked
+  weights: near the GEMM rate, where the grouped ``conv1d`` of K large members runs at
+  half of it;
+- ``fused`` / ``grouped`` on GPUs (the default: fused): the single model's window products
   (:meth:`Discriminator._window_features`) as one ``bmm`` per group of banks,
   (K, B·P, W·E) x (K, W·E, n).
 
@@ -26,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan.models.disc_windows import bank_features
 from seqgan.models.discriminator import Discriminator
 from seqgan.models.stacked import Generators, StackedAdam, Weights, embed, linear, member_weights, stack_weights
 
@@ -33,6 +40,10 @@ D_NAMES = {"embedding": "embedding.weight", "bank_weight": "bank_weight", "bank_
            "hh_w": "highway_h.weight", "hh_b": "highway_h.bias", "ht_w": "highway_t.weight",
            "ht_b": "highway_t.bias", "out_w": "out.weight", "out_b": "out.bias"}
 STACKED_D_IMPLS = ("auto", "conv", "fused", "grouped")
+# per-sequence multiply-adds of a member's banks from which "auto" trains members one by
+# one on the CPU (bench/bench_cpu.py --part populations: SeqGAN's D, 7.6 M, trains 2.2x
+# faster so at K = 4; the quick preset's, 7,680, is faster as one grouped conv1d)
+MEMBER_LOOP_MACS = 1_000_000
 
 
 class StackedDiscriminator(nn.Module):
@@ -47,6 +58,9 @@ class StackedDiscriminator(nn.Module):
         self.filter_sizes, self.num_filters = template.filter_sizes, template.num_filters
         self.n_features = template.n_features
         self.groups, self.whole = template.groups, template.whole
+        self.width_runs = template.width_runs
+        E, T = template.cfg.emb_dim, template.seq_len
+        self.bank_macs = sum(n * k * E * (T - k + 1) for k, n in zip(self.filter_sizes, self.num_filters))
         self.register_buffer("bank_mask", template.bank_mask.clone(), persistent=False)  # (F, W, 1)
         self.register_buffer("valid", template.valid.clone(), persistent=False)  # (T, F)
         for name, t in stack_weights(members, D_NAMES).items():
@@ -79,7 +93,8 @@ class StackedDiscriminator(nn.Module):
     def _resolved_impl(self, T: int) -> str:
         impl = self.impl
         if impl == "auto":
-            impl = "fused" if self.bank_bias.is_cuda else "conv"
+            impl = ("fused" if self.bank_bias.is_cuda
+                    else "grouped" if self.bank_macs >= MEMBER_LOOP_MACS else "conv")
         return impl if T == self.seq_len else "conv"
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -87,6 +102,10 @@ class StackedDiscriminator(nn.Module):
         e = embed(self.embedding, tokens)  # (K, B, T, E)
         K, B, T, E = e.shape
         impl = self._resolved_impl(T)
+        if impl == "grouped" and not e.is_cuda:
+            if torch.is_grad_enabled():  # member by member, the single model's CPU banks
+                return bank_features(e, self.bank_weight, self.bank_bias, self.width_runs)
+            impl = "conv"  # scoring: the grouped conv1d, as the single model scores
         if impl != "conv":
             return self._window_features(e, self.whole if impl == "fused" else self.groups)
         x = e.permute(1, 0, 3, 2).reshape(B, K * E, T)  # member k's channels: [k·E, (k+1)·E)
