@@ -109,6 +109,7 @@ class BankWindows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 groups: list[Group]) -> torch.Tensor:
+        """Features (B, F) or (K, B, F); saves each feature's arg-max window."""
         ctx.single = e.dim() == 3
         if ctx.single:
             e, weight, bias = e.unsqueeze(0), weight.unsqueeze(0), bias.unsqueeze(0)

@@ -83,6 +83,7 @@ class MemberLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """y (K, N, O), ``y[k] = b[k] + x[k] W[k]ᵀ``."""
         y = x.new_empty(x.shape[0], x.shape[1], w.shape[1])
         for k in range(x.shape[0]):
             torch.addmm(b[k], x[k], w[k].t(), out=y[k])
@@ -91,6 +92,7 @@ class MemberLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
+        """dx[k] = g[k] W[k], dW[k] = g[k]ᵀ x[k], db[k] = Σ_n g[k, n]."""
         x, w = ctx.saved_tensors
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         gw = torch.empty_like(w)
