@@ -69,7 +69,7 @@ def test_members_unstack_to_the_single_models_layout():
 def test_stacked_adam_is_torch_adam_per_member_bit_for_bit(member_by_member, monkeypatch):
     import seqgan.models.stacked as stacked
     if member_by_member:  # as for large members
-        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
+        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     opts = [torch.optim.Adam(g.parameters(), lr=lr) for g, lr in zip(gs, LRS)]
@@ -121,7 +121,7 @@ def test_mle_steps_equal_each_member_trained_alone(per_run, monkeypatch):
     import seqgan.models.stacked as stacked
     monkeypatch.setattr(stacked, "CHUNK_LOGITS", per_run * 32 * T * V)
     if per_run == 1:  # as for SeqGAN-sized members: linear layers and Adam member by member too
-        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
+        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     sopt = StackedAdam(S.parameters(), LRS)
@@ -161,7 +161,7 @@ def test_d_epochs_equal_each_member_trained_alone(loss, impl, loop_from, monkeyp
     import seqgan.models.stacked_d as stacked_d
     if loop_from is not None:  # and every linear layer and Adam update member by member
         monkeypatch.setattr(stacked_d, "MEMBER_LOOP_MACS", loop_from)
-        monkeypatch.setattr(stacked, "ADAM_MEMBER_FLOATS", 1)
+        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
     ds = discriminators(loss, impl)
     lrs = [1e-3, 3e-3, 2e-4]
     SD = StackedDiscriminator.from_discriminators(ds, impl)

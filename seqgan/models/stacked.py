@@ -36,8 +36,9 @@ Generators = Sequence[torch.Generator | None]
 # logits (floats) of the members a training step takes forward and backward at once: 4 M
 # floats, 16 MB, half this CPU's L3 (SeqGAN's 64 × 20 × 5,000 are 6.4 M: one at a time)
 CHUNK_LOGITS = 2**22
-# StackedAdam updates a parameter member by member from this many floats a member (1 MB)
-ADAM_MEMBER_FLOATS = 2**18
+# on the CPU, StackedAdam and linear layers go member by member from this many floats a
+# member (1 MB: SeqGAN's highway, not its generator's 160,000-weight output layer)
+MEMBER_LOOP_FLOATS = 2**18
 
 
 def stack_weights(sds: Sequence[Weights], names: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -64,11 +65,11 @@ def embed(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """Per-member ``x_k W_kᵀ + b_k``: x (K, ..., I), w (K, O, I), b (K, O) -> (K, ..., O).
 
-    One batched product; on the CPU, members whose W has at least :data:`ADAM_MEMBER_FLOATS`
+    One batched product; on the CPU, members whose W has at least :data:`MEMBER_LOOP_FLOATS`
     floats (SeqGAN's highway, 1,720²) take one ``addmm`` each (:class:`MemberLinear`)."""
     K, O = w.shape[0], w.shape[1]
     flat = x.reshape(K, -1, x.shape[-1])  # (K, N, I)
-    if b is not None and not w.is_cuda and w[0].numel() >= ADAM_MEMBER_FLOATS:
+    if b is not None and not w.is_cuda and w[0].numel() >= MEMBER_LOOP_FLOATS:
         y = MemberLinear.apply(flat, w, b)
     else:
         y = torch.bmm(flat, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
@@ -191,9 +192,10 @@ class StackedAdam:
             shape = (len(sizes), *([1] * (p.dim() - 1)))
             size = torch.tensor(sizes, dtype=p.dtype, device=p.device).view(shape)
             c = torch.tensor(corr, dtype=p.dtype, device=p.device).view(shape)
-            # large members one at a time (each slice's passes stay in the cache), small
-            # ones all at once; the same elementwise operations either way
-            parts = range(len(sizes)) if p[0].numel() >= ADAM_MEMBER_FLOATS else [slice(None)]
+            # on the CPU large members one at a time (each slice's passes stay in the
+            # cache), else all at once; the same elementwise operations either way
+            parts = (range(len(sizes)) if not p.is_cuda and p[0].numel() >= MEMBER_LOOP_FLOATS
+                     else [slice(None)])
             for k in parts:
                 self._update(p[k], p.grad[k], m[k], v[k], size[k], c[k], b1, b2)
 
@@ -334,9 +336,12 @@ class StackedGenerator(nn.Module):
 
     def member_chunks(self, rows: int) -> list[slice]:
         """Runs of members whose logits for ``rows`` rows each (B·T) take at most
-        :data:`CHUNK_LOGITS` floats together (at least one member a run): a training step
-        runs forward and backward one run at a time, so large members' logits stay in the
-        cache as they would for one model alone, and small members still share kernels."""
+        :data:`CHUNK_LOGITS` floats together (at least one member a run): on the CPU a
+        training step runs forward and backward one run at a time, so large members'
+        logits stay in the cache as they would for one model alone, and small members still
+        share kernels. On a GPU one run of all members (batching is what it is for)."""
+        if self.out_w.is_cuda:
+            return [slice(0, self.k)]
         n = max(1, CHUNK_LOGITS // max(1, rows * self.cfg.vocab_size))
         return [slice(s, min(s + n, self.k)) for s in range(0, self.k, n)]
 
