@@ -20,6 +20,6 @@ if os.environ.get("RANK") == "1" and os.environ.get("TORCHELASTIC_RESTART_COUNT"
 
     RolloutPolicy.rewards = rewards
 
-from seqgan.cli import main  # noqa: E402
+from seqgan.__main__ import main  # noqa: E402
 
 main(args=sys.argv[1:], prog_name="seqgan")

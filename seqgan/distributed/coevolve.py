@@ -27,7 +27,7 @@ import torch
 import torch.multiprocessing as mp
 
 from seqgan.distributed.exchange import NeighbourExchange
-from seqgan.distributed.group import DEFAULT_TIMEOUT, Group, backend_for, blocks
+from seqgan.distributed.group import DEFAULT_TIMEOUT, Group, backend_for, blocks, leave
 from seqgan.errors import UserError
 from seqgan.evolve.coevolve import Coevolution
 from seqgan.evolve.grid import Torus
@@ -66,15 +66,17 @@ def _worker(rank: int, world: int, init_method: str, path: str, device: Any, all
     of any rank) to ``out``."""
     torch.set_num_threads(1)
     group = Group.init(rank, world, init_method, backend=backend_for(device), timeout=timeout)
+    status = 0
     try:
         summary = job(group, path, device, allow_import, progress=False)
         if rank == 0:
             Path(out).write_text(json.dumps({"summary": summary}))
     except UserError as e:
         Path(f"{out}.{rank}").write_text(json.dumps({"error": str(e)}))
-        raise SystemExit(2) from None
+        status = 2
     finally:
         group.close()
+    leave(status)  # (any other exception has propagated to spawn, traceback and all)
 
 
 def spawn(path: str | Path, workers: int, device: Any = None, allow_import: bool = False,

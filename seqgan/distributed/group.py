@@ -7,13 +7,20 @@ pickles between our own processes). Collectives time out (``timeout`` seconds, d
 
 Cells are split in contiguous blocks, rank r owning cells ⌊r·n/K⌋ .. ⌊(r+1)·n/K⌋ - 1, so on a
 torus most neighbours are owned by the same rank or the next one; a job needs K ≤ n.
+
+A process that joined a job ends through :func:`leave`: once its group is destroyed and
+its work is done, it flushes its streams and exits at once (``os._exit``), skipping the
+interpreter's teardown, during which gloo can abort a process that has finished its job
+(std::terminate, SIGABRT: seen under load in ``tests/test_distributed.py``, after rank 0
+had printed its summary).
 """
 from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -21,6 +28,24 @@ import torch.distributed as dist
 from seqgan.errors import UserError
 
 DEFAULT_TIMEOUT = 120.0
+_joined = False  # whether this process has joined a job (Group.init)
+
+
+def leave(code: Any = 0) -> NoReturn:
+    """End the process with ``code`` (an int, None for 0, or a message for stderr and 1, as
+    ``SystemExit`` takes it): at once, streams flushed, if it joined a job (module
+    docstring); else by ``SystemExit``."""
+    if not _joined:
+        raise SystemExit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0 if code is None else int(code))
 
 
 def blocks(n: int, world: int) -> list[list[int]]:
@@ -79,6 +104,8 @@ class Group:
             store = dist.PrefixStore(f"seqgan/attempt-{os.environ['TORCHELASTIC_RESTART_COUNT']}", store)
             kw.update(store=store, rank=r, world_size=w)
         dist.init_process_group(backend, **kw)
+        global _joined
+        _joined = True
         return cls(dist.get_rank(), dist.get_world_size())
 
     def barrier(self) -> None:
