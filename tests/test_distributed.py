@@ -105,3 +105,20 @@ def test_torchrun_restarts_a_killed_job_which_resumes(tmp_path, pretrained, refe
     assert p.returncode == 0, p.stderr[-3000:]
     assert "exitcode: -9" in p.stderr and "coevolved" in p.stdout  # killed, restarted, finished
     assert outcome(run) == reference
+
+
+@pytest.mark.parametrize("code, status, err", [(0, 0, ""), (None, 0, ""), (2, 2, ""), ("stopped", 1, "stopped")])
+def test_a_process_that_joined_a_job_leaves_at_once_with_its_status(code, status, err):
+    """group.leave: after a job, flush and exit with the job's status without the
+    interpreter's teardown (whose atexit handlers do not run); a process that joined no
+    job gets an ordinary SystemExit."""
+    from seqgan.distributed import group
+    with pytest.raises(SystemExit) as e:
+        group.leave(code)
+    assert e.value.code == code
+    script = ("import atexit, sys\nfrom seqgan.distributed import group\n"
+              "atexit.register(lambda: print('teardown ran'))\n"
+              f"group._joined = True\nprint('summary', end='')\ngroup.leave({code!r})\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert (p.returncode, p.stdout, p.stderr.strip()) == (status, "summary", err)
