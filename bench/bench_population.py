@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 from seqgan.models.discriminator import Discriminator, DiscriminatorConfig
 from seqgan.models.generator import Generator, GeneratorConfig
-from seqgan.models.stacked import StackedAdam, StackedGenerator, mle_update, pg_update
+from seqgan.models.stacked import StackedGenerator, mle_update, pg_update
+from seqgan.models.stacked_optim import StackedAdam
 from seqgan.models.stacked_d import StackedDiscriminator
 
 SIZES = {

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 from seqgan.models.discriminator import Discriminator, DiscriminatorConfig
 from seqgan.models.generator import Generator, GeneratorConfig
-from seqgan.models.stacked import (G_NAMES, StackedAdam, StackedGenerator, StackedRollout,
-                                   clip_grad_norm_per_member, mle_update, pg_update)
+from seqgan.models import stacked_optim
+from seqgan.models.stacked import G_NAMES, StackedGenerator, StackedRollout, mle_update, pg_update
+from seqgan.models.stacked_optim import StackedAdam, clip_grad_norm_per_member
 from seqgan.models.stacked_d import D_NAMES, StackedDiscriminator, d_epoch
 from seqgan.runs.presets import get_preset
 from seqgan.training.adversarial import discriminator_reward, pg_step
@@ -67,9 +68,8 @@ def test_members_unstack_to_the_single_models_layout():
 
 @pytest.mark.parametrize("member_by_member", [False, True])
 def test_stacked_adam_is_torch_adam_per_member_bit_for_bit(member_by_member, monkeypatch):
-    import seqgan.models.stacked as stacked
     if member_by_member:  # as for large members
-        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
+        monkeypatch.setattr(stacked_optim, "MEMBER_LOOP_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     opts = [torch.optim.Adam(g.parameters(), lr=lr) for g, lr in zip(gs, LRS)]
@@ -121,7 +121,7 @@ def test_mle_steps_equal_each_member_trained_alone(per_run, monkeypatch):
     import seqgan.models.stacked as stacked
     monkeypatch.setattr(stacked, "CHUNK_LOGITS", per_run * 32 * T * V)
     if per_run == 1:  # as for SeqGAN-sized members: linear layers and Adam member by member too
-        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
+        monkeypatch.setattr(stacked_optim, "MEMBER_LOOP_FLOATS", 1)
     gs = generators()
     S = StackedGenerator.from_generators(gs)
     sopt = StackedAdam(S.parameters(), LRS)
@@ -157,11 +157,10 @@ def test_d_epochs_equal_each_member_trained_alone(loss, impl, loop_from, monkeyp
     # with the same (window-product) kernels alone; the plain D with SeqGAN's CPU conv too;
     # "auto" for members above MEMBER_LOOP_MACS (loop_from 0) trains member by member with
     # the single model's CPU banks, like "grouped"
-    import seqgan.models.stacked as stacked
     import seqgan.models.stacked_d as stacked_d
     if loop_from is not None:  # and every linear layer and Adam update member by member
         monkeypatch.setattr(stacked_d, "MEMBER_LOOP_MACS", loop_from)
-        monkeypatch.setattr(stacked, "MEMBER_LOOP_FLOATS", 1)
+        monkeypatch.setattr(stacked_optim, "MEMBER_LOOP_FLOATS", 1)
     ds = discriminators(loss, impl)
     lrs = [1e-3, 3e-3, 2e-4]
     SD = StackedDiscriminator.from_discriminators(ds, impl)

@@ -26,7 +26,7 @@ depend, at float level, on how many cells a process stacks (the number of worker
 
 The cells stay the population's state (:class:`~seqgan.evolve.cell.Cell`: files,
 checkpoints, mixtures are unchanged): each generation stacks their weights, optimizer
-state (:class:`~seqgan.models.stacked.StackedAdam`) and rollout policies, and writes
+state (:class:`~seqgan.models.stacked_optim.StackedAdam`) and rollout policies, and writes
 them back, bit for bit, so a resumed run continues exactly.
 """
 from __future__ import annotations
@@ -39,7 +39,8 @@ from seqgan.evolve.cell import TRAIN_STREAM, Cell, Weights, adopt_discriminator,
 from seqgan.evolve.operators import cell_seed, mutate_lr, tournament
 from seqgan.models.discriminator import Discriminator
 from seqgan.models.generator import Generator
-from seqgan.models.stacked import G_NAMES, StackedAdam, StackedGenerator, StackedRollout, pg_update
+from seqgan.models.stacked import G_NAMES, StackedGenerator, StackedRollout, pg_update
+from seqgan.models.stacked_optim import StackedAdam
 from seqgan.models.stacked_d import D_NAMES, StackedDiscriminator, d_epoch
 from seqgan.runs.config import RunConfig
 from seqgan.runs.evolve_config import EvolveConfig

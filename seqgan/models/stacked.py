@@ -15,30 +15,28 @@ Members never mix: member k's loss depends only on its own slice, so the gradien
 sum of the K losses is, slice by slice, each member's own gradient. Randomness stays per
 member too: :meth:`StackedGenerator.sample` draws member k's uniforms from
 ``generators[k]``, in the order :meth:`Generator.sample` draws them, so member k samples
-what it would alone from the same stream. Gradient clipping (:func:`clip_grad_norm_per_member`)
-and Adam (:class:`StackedAdam`: per-member learning rates and step counts) are per member
-as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dicts back
+what it would alone from the same stream. Gradient clipping and Adam (:mod:`seqgan.models.stacked_optim`: per-member learning rates and step
+counts) are per member as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dicts back
 (a population's files keep the single model's layout). The discriminator is in
 :mod:`seqgan.models.stacked_d`.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan.models import stacked_optim
 from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig
+from seqgan.models.stacked_optim import StackedAdam, clip_grad_norm_per_member
 
 Weights = dict[str, torch.Tensor]
 Generators = Sequence[torch.Generator | None]
 # logits (floats) of the members a training step takes forward and backward at once: 4 M
 # floats, 16 MB, half this CPU's L3 (SeqGAN's 64 × 20 × 5,000 are 6.4 M: one at a time)
 CHUNK_LOGITS = 2**22
-# on the CPU, StackedAdam and linear layers go member by member from this many floats a
-# member (1 MB: SeqGAN's highway, not its generator's 160,000-weight output layer)
-MEMBER_LOOP_FLOATS = 2**18
 
 
 def stack_weights(sds: Sequence[Weights], names: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -65,11 +63,12 @@ def embed(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """Per-member ``x_k W_kᵀ + b_k``: x (K, ..., I), w (K, O, I), b (K, O) -> (K, ..., O).
 
-    One batched product; on the CPU, members whose W has at least :data:`MEMBER_LOOP_FLOATS`
+    One batched product; on the CPU, members whose W has at least
+    :data:`~seqgan.models.stacked_optim.MEMBER_LOOP_FLOATS`
     floats (SeqGAN's highway, 1,720²) take one ``addmm`` each (:class:`MemberLinear`)."""
     K, O = w.shape[0], w.shape[1]
     flat = x.reshape(K, -1, x.shape[-1])  # (K, N, I)
-    if b is not None and not w.is_cuda and w[0].numel() >= MEMBER_LOOP_FLOATS:
+    if b is not None and not w.is_cuda and w[0].numel() >= stacked_optim.MEMBER_LOOP_FLOATS:
         y = MemberLinear.apply(flat, w, b)
     else:
         y = torch.bmm(flat, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
@@ -117,125 +116,6 @@ def sample_stacked(logits: torch.Tensor, temperature: float, generators: Generat
     K, B, V = cdf.shape
     u = torch.stack([torch.rand(B, 1, device=cdf.device, generator=g) for g in generators])  # (K, B, 1)
     return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).squeeze(2).clamp_max(V - 1)
-
-
-def clip_grad_norm_per_member(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """``torch.nn.utils.clip_grad_norm_`` for each member on its own: member k's gradients
-    (slice k of every parameter) scaled by min(1, max_norm / (‖g_k‖₂ + 1e-6)); the norms (K,).
-
-    One global norm over the stacked tensors would couple the members."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(0)
-    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1) for g in grads], 1)  # (K, P)
-    total = torch.linalg.vector_norm(norms, 2, dim=1)  # (K,)
-    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
-    return total
-
-
-class StackedAdam:
-    """Adam (Kingma and Ba 2015) over stacked parameters (K, ...), each member with its own
-    learning rate, step count and moments: for member k at its step t_k,
-
-        m ← β₁m + (1-β₁)g      v ← β₂v + (1-β₂)g²
-        θ ← θ - (lr_k / (1-β₁^t_k)) · m / (√v / √(1-β₂^t_k) + ε)
-
-    PyTorch's single-tensor Adam (no weight decay, no amsgrad), the same operations in the
-    same order, so a member's update is the one ``torch.optim.Adam`` makes for it alone.
-    :meth:`reset` gives one member fresh moments (a newly adopted model); :meth:`set_lr`
-    changes one member's rate (a mutation)."""
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float | Sequence[float],
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params = [p for p in params]
-        K = self.params[0].shape[0]
-        self.lr = [float(lr)] * K if isinstance(lr, (int, float)) else [float(x) for x in lr]
-        if len(self.lr) != K:
-            raise ValueError(f"{len(self.lr)} learning rates for {K} members")
-        self.betas, self.eps = betas, eps
-        self.steps = [0] * K  # per member
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        """Drop every parameter's gradient (``set_to_none``)."""
-        for p in self.params:
-            p.grad = None
-
-    def set_lr(self, k: int, lr: float) -> None:
-        """Member k's learning rate."""
-        self.lr[k] = float(lr)
-
-    @torch.no_grad()
-    def reset(self, k: int, lr: float | None = None) -> None:
-        """Fresh Adam state for member k (moments 0, step 0), optionally a new rate."""
-        self.steps[k] = 0
-        for m, v in zip(self.exp_avg, self.exp_avg_sq):
-            m[k].zero_()
-            v[k].zero_()
-        if lr is not None:
-            self.lr[k] = float(lr)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One Adam step of every member from the parameters' gradients."""
-        b1, b2 = self.betas
-        self.steps = [t + 1 for t in self.steps]
-        # per member, python floats as torch computes them, then the parameters' dtype
-        sizes = [-(lr / (1 - b1 ** t)) for lr, t in zip(self.lr, self.steps)]
-        corr = [(1 - b2 ** t) ** 0.5 for t in self.steps]
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            shape = (len(sizes), *([1] * (p.dim() - 1)))
-            size = torch.tensor(sizes, dtype=p.dtype, device=p.device).view(shape)
-            c = torch.tensor(corr, dtype=p.dtype, device=p.device).view(shape)
-            # on the CPU large members one at a time (each slice's passes stay in the
-            # cache), else all at once; the same elementwise operations either way
-            parts = (range(len(sizes)) if not p.is_cuda and p[0].numel() >= MEMBER_LOOP_FLOATS
-                     else [slice(None)])
-            for k in parts:
-                self._update(p[k], p.grad[k], m[k], v[k], size[k], c[k], b1, b2)
-
-    def _update(self, p, g, m, v, size, c, b1, b2) -> None:
-        m.lerp_(g, 1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = v.sqrt().div_(c).add_(self.eps)
-        p.addcdiv_(m * size, denom)  # torch: p.addcdiv_(m, denom, value=-size) = p + (-size·m)/denom
-
-    def member_state(self, k: int, names: Sequence[str]) -> dict:
-        """Member k's state as ``torch.optim.Adam.state_dict()`` of a model whose parameters
-        are ``names`` in this order (one group, this member's rate)."""
-        state = {i: {"step": torch.tensor(float(self.steps[k])), "exp_avg": m[k].clone(),
-                     "exp_avg_sq": v[k].clone()}
-                 for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq))} if self.steps[k] else {}
-        group = {"lr": self.lr[k], "betas": self.betas, "eps": self.eps, "weight_decay": 0,
-                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
-                 "differentiable": False, "fused": None, "decoupled_weight_decay": False,
-                 "params": list(range(len(names)))}
-        return {"state": state, "param_groups": [group]}
-
-    @torch.no_grad()
-    def load_member_state(self, k: int, opt: torch.optim.Optimizer,
-                          params: Sequence[torch.Tensor] | None = None) -> None:
-        """Member k's moments, step and rate from a single model's ``torch.optim.Adam``;
-        ``params``: that model's parameters in this optimizer's (stacked) order, by default
-        ``opt``'s own order (which for a :class:`Discriminator` is not the stacked one)."""
-        params = [p for g in opt.param_groups for p in g["params"]] if params is None else list(params)
-        self.lr[k] = float(opt.param_groups[0]["lr"])
-        steps = set()
-        for i, p in enumerate(params):
-            st = opt.state.get(p, {})
-            if st:
-                self.exp_avg[i][k].copy_(st["exp_avg"])
-                self.exp_avg_sq[i][k].copy_(st["exp_avg_sq"])
-                steps.add(int(st["step"]))
-            else:
-                self.exp_avg[i][k].zero_()
-                self.exp_avg_sq[i][k].zero_()
-        self.steps[k] = max(steps) if steps else 0
 
 
 # stacked parameter name -> Generator state-dict key
@@ -286,8 +166,8 @@ class StackedGenerator(nn.Module):
         z = torch.zeros(self.k, n, self.cfg.hidden_dim, device=self.device)
         return z, z.clone()
 
-    def _cell(self, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor, members: slice = slice(None)):
-        z = torch.baddbmm(z, h, self.w_hh[members].transpose(1, 2))  # (K, B, 4H)
+    def _cell(self, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        z = torch.baddbmm(z, h, self.w_hh.transpose(1, 2))  # (K, B, 4H)
         i, f, g, o = z.chunk(4, dim=2)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
@@ -303,43 +183,42 @@ class StackedGenerator(nn.Module):
         start = torch.full_like(seqs[..., :1], self.cfg.start_token)
         return torch.cat([start, seqs[..., :-1]], dim=2)
 
-    def forward(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
-        """Logits (K', B, T, V) of each target given its prefix (teacher forcing), for the
-        members ``members`` (all by default) and their batches ``seqs`` (K', B, T)."""
+    def hidden(self, seqs: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs (K, B, T, H) under teacher forcing for targets ``seqs`` (K, B, T)."""
         x = self.inputs_for(seqs)
         K, B, T = x.shape
-        zx = linear(embed(self.embedding[members], x), self.w_ih[members],
-                    self.b_ih[members] + self.b_hh[members])  # (K', B, T, 4H)
+        zx = linear(embed(self.embedding, x), self.w_ih, self.b_ih + self.b_hh)  # (K, B, T, 4H)
         h, c = self.init_state(B)
-        h, c = h[:K], c[:K]
         hs = []
         for t in range(T):
-            h, c = self._cell(zx[:, :, t], h, c, members)
+            h, c = self._cell(zx[:, :, t], h, c)
             hs.append(h)
-        return linear(torch.stack(hs, 2), self.out_w[members], self.out_b[members])  # (K', B, T, V)
+        return torch.stack(hs, 2)
 
-    def log_probs(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
-        """log G_k(y_t | y_<t), (K', B, T), of ``members``' batches ``seqs`` (K', B, T)."""
-        logp = F.log_softmax(self.forward(seqs, members), dim=-1)
-        return logp.gather(3, seqs.unsqueeze(3)).squeeze(3)
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B, T, V) of each target given its prefix (teacher forcing)."""
+        return linear(self.hidden(seqs), self.out_w, self.out_b)
 
-    def mle_loss(self, seqs: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
-        """Each member's mean per-token cross entropy on its batch ``seqs`` (K', B, T): (K',)."""
-        logits = self.forward(seqs, members)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), seqs.reshape(-1), reduction="none")
-        return ce.view(seqs.shape[0], -1).mean(1)
+    def log_probs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """log G_k(y_t | y_<t), (K, B, T)."""
+        return target_log_probs(self.forward(seqs), seqs)
 
-    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
-        """REINFORCE losses (K',): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
-        sequences ``seqs`` (K', B, T) and action values ``q`` (K', B, T)."""
-        return -(self.log_probs(seqs, members) * q).sum(dim=(1, 2)) / seqs.shape[1]
+    def mle_loss(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Each member's mean per-token cross entropy on its batch ``seqs`` (K, B, T): (K,)."""
+        return mle_losses(self.forward(seqs), seqs)
+
+    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """REINFORCE losses (K,): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
+        sequences ``seqs`` (K, B, T) and action values ``q`` (K, B, T)."""
+        return pg_losses(self.forward(seqs), seqs, q)
 
     def member_chunks(self, rows: int) -> list[slice]:
         """Runs of members whose logits for ``rows`` rows each (B·T) take at most
         :data:`CHUNK_LOGITS` floats together (at least one member a run): on the CPU a
-        training step runs forward and backward one run at a time, so large members'
-        logits stay in the cache as they would for one model alone, and small members still
-        share kernels. On a GPU one run of all members (batching is what it is for)."""
+        training step takes the output layer and the loss forward and backward one run at a
+        time (:func:`backward_by_runs`), so large members' logits stay in the cache as they
+        would for one model alone, and small members still share kernels. On a GPU one run
+        of all members (batching is what it is for)."""
         if self.out_w.is_cuda:
             return [slice(0, self.k)]
         n = max(1, CHUNK_LOGITS // max(1, rows * self.cfg.vocab_size))
@@ -408,19 +287,53 @@ class StackedRollout(DelayedCopy):
         return torch.cat([q, score(seqs, B).unsqueeze(2)], dim=2)
 
 
+def target_log_probs(logits: torch.Tensor, seqs: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[y], (K, B, T), from logits (K, B, T, V) and targets (K, B, T)."""
+    return F.log_softmax(logits, dim=-1).gather(3, seqs.unsqueeze(3)).squeeze(3)
+
+
+def mle_losses(logits: torch.Tensor, seqs: torch.Tensor) -> torch.Tensor:
+    """Mean per-token cross entropy per member, (K,)."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), seqs.reshape(-1), reduction="none")
+    return ce.view(seqs.shape[0], -1).mean(1)
+
+
+def pg_losses(logits: torch.Tensor, seqs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """REINFORCE loss per member, -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t, (K,)."""
+    return -(target_log_probs(logits, seqs) * q).sum(dim=(1, 2)) / seqs.shape[1]
+
+
+def backward_by_runs(G: StackedGenerator, seqs: torch.Tensor, losses, *per_member: torch.Tensor) -> torch.Tensor:
+    """Backpropagate ``losses(logits, seqs, *per_member)`` (K,) summed, of every member's
+    sequences ``seqs`` (K, B, T): the LSTM for all members at once, then the output layer
+    and the loss forward and backward one run of members at a time
+    (:meth:`StackedGenerator.member_chunks`), then the LSTM's backward once from the
+    gathered gradient of its outputs. The losses (K,), detached."""
+    runs = G.member_chunks(seqs.shape[1] * seqs.shape[2])
+    if len(runs) == 1:
+        loss = losses(G.forward(seqs), seqs, *per_member)
+        loss.sum().backward()
+        return loss.detach()
+    h = G.hidden(seqs)
+    hd = h.detach().requires_grad_()
+    out = []
+    for ms in runs:
+        loss = losses(linear(hd[ms], G.out_w[ms], G.out_b[ms]), seqs[ms], *(t[ms] for t in per_member))
+        loss.sum().backward()
+        out.append(loss.detach())
+    h.backward(hd.grad)
+    return torch.cat(out)
+
+
 def mle_update(G: StackedGenerator, opt: StackedAdam, batch: torch.Tensor, grad_clip: float) -> torch.Tensor:
     """One MLE step of every member on its batch (K, B, T) (as :func:`~seqgan.training.mle.mle_epoch`
     takes one): the losses (K,) detached."""
     G.train()
     opt.zero_grad()
-    losses = []
-    for ms in G.member_chunks(batch.shape[1] * batch.shape[2]):
-        loss = G.mle_loss(batch[ms], ms)
-        loss.sum().backward()
-        losses.append(loss.detach())
+    loss = backward_by_runs(G, batch, mle_losses)
     clip_grad_norm_per_member(G.parameters(), grad_clip)
     opt.step()
-    return torch.cat(losses)
+    return loss
 
 
 def pg_update(G: StackedGenerator, opt: StackedAdam, seqs: torch.Tensor, q: torch.Tensor,
@@ -429,11 +342,7 @@ def pg_update(G: StackedGenerator, opt: StackedAdam, seqs: torch.Tensor, q: torc
     (K, B, T) (the tail of :func:`~seqgan.training.adversarial.pg_step`): the losses (K,)."""
     G.train()
     opt.zero_grad()
-    losses = []
-    for ms in G.member_chunks(seqs.shape[1] * seqs.shape[2]):
-        loss = G.pg_loss(seqs[ms], q[ms], ms)
-        loss.sum().backward()
-        losses.append(loss.detach())
+    loss = backward_by_runs(G, seqs, pg_losses, q)
     clip_grad_norm_per_member(G.parameters(), grad_clip)
     opt.step()
-    return torch.cat(losses)
+    return loss

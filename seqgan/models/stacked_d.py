@@ -34,7 +34,8 @@ from torch import nn
 
 from seqgan.models.disc_windows import bank_features
 from seqgan.models.discriminator import Discriminator
-from seqgan.models.stacked import Generators, StackedAdam, Weights, embed, linear, member_weights, stack_weights
+from seqgan.models.stacked import Generators, Weights, embed, linear, member_weights, stack_weights
+from seqgan.models.stacked_optim import StackedAdam
 
 D_NAMES = {"embedding": "embedding.weight", "bank_weight": "bank_weight", "bank_bias": "bank_bias",
            "hh_w": "highway_h.weight", "hh_b": "highway_h.bias", "ht_w": "highway_t.weight",
