@@ -30,7 +30,6 @@ from torch import nn
 
 from seqgan.models import stacked_optim
 from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig
-from seqgan.models.sampling import inverse_cdf
 from seqgan.models.stacked_optim import StackedAdam, clip_grad_norm_per_member
 
 Weights = dict[str, torch.Tensor]
@@ -113,9 +112,10 @@ def sample_stacked(logits: torch.Tensor, temperature: float, generators: Generat
     if temperature != 1.0:
         logits = logits / temperature
     probs = torch.softmax(logits.float(), dim=-1)  # (K, B, V)
-    K, B, V = probs.shape
-    u = torch.stack([torch.rand(B, 1, device=probs.device, generator=g) for g in generators])  # (K, B, 1)
-    return inverse_cdf(probs.view(K * B, V), u.view(K * B, 1)).view(K, B)
+    cdf = probs.cumsum(dim=-1)
+    K, B, V = cdf.shape
+    u = torch.stack([torch.rand(B, 1, device=cdf.device, generator=g) for g in generators])  # (K, B, 1)
+    return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).squeeze(2).clamp_max(V - 1)
 
 
 # stacked parameter name -> Generator state-dict key

@@ -36,7 +36,6 @@ from typing import Callable
 import torch
 
 from seqgan.models.generator import DelayedCopy, Generator, sample_logits
-from seqgan.models.sampling import inverse_cdf
 
 # score(tokens (M, T), group_size) -> rewards (M,)
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -141,7 +140,8 @@ class RolloutPolicy(DelayedCopy):
 def sample_with(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """:func:`~seqgan.models.generator.sample_logits` (temperature 1) with its uniforms u
     (M, 1) given: the first index whose cumulative probability exceeds u·total, (M,)."""
-    return inverse_cdf(torch.softmax(logits.float(), dim=-1), u)
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)  # (M, V)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
 
 
 @torch.no_grad()
