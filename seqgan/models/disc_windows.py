@@ -216,15 +216,13 @@ class PrefixWindows:
             return shared.repeat(M // self.B, 1)
         # a window reaching past t starts at p >= t-k+1; Y[:t]'s tokens before it are not needed
         first = max(0, t - max(k for _, _, k in self.banks) + 1)
-        if self.tables is None:
-            e = self.embedding(tokens[:, first:])  # (M, T - first, E)
+        suffix = tokens[:, first:]  # (M, T - first)
+        e = self.embedding(suffix) if self.tables is None else None  # (M, T - first, E)
         feats = torch.empty_like(shared).repeat(M // self.B, 1)  # (M, F)
         for i, (s0, s1, k) in enumerate(self.banks):
             start = max(0, t - k + 1) - first
-            if self.tables is None:
-                z = self._responses(e, s0, s1, k, start)  # (M·P, n)
-            else:
-                z = self.tables.responses(i, tokens[:, first:], start)
+            z = (self._responses(e, s0, s1, k, start) if e is not None
+                 else self.tables.responses(i, suffix, start))  # (M·P, n)
             new = z.view(-1, self.B, T - first - k + 1 - start, s1 - s0).amax(2)  # (M/B, B, n)
             feats[:, s0:s1] = torch.maximum(new.add_(self.bias[s0:s1]), shared[:, s0:s1]).view(M, -1)
         return feats
