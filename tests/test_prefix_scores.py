@@ -122,13 +122,14 @@ def gen(V=30, seed=0):
     return Generator(GeneratorConfig(vocab_size=V, emb_dim=8, hidden_dim=12, seq_len=T))
 
 
-@pytest.mark.parametrize("block", [6, 12, 30])
-def test_blocked_rollout_makes_the_lockstep_completions(block):
+@pytest.mark.parametrize("B,block", [(6, 6), (6, 12), (6, 30), (9, 18), (9, 45)])
+def test_blocked_rollout_makes_the_lockstep_completions(B, block):
     """Same seed: the blocked path makes token for token the lockstep path's completions
-    (so the same rewards for any reward) and leaves the random stream where it does."""
+    (so the same rewards for any reward) and leaves the random stream where it does; its
+    first step from each prefix is taken once for the N rollouts (on 12 rows for B = 6)."""
     g = gen()
     policy = RolloutPolicy(g)
-    seqs = g.sample(6)
+    seqs = g.sample(B)
     N = 5
     seen = []
 
@@ -146,8 +147,8 @@ def test_blocked_rollout_makes_the_lockstep_completions(block):
     q_block = policy.rewards(seqs, recorder, N, block=block)
     assert torch.equal(torch.rand(1), after)
     assert torch.equal(torch.cat(seen[:-1]), want)  # the last call scores seqs themselves
-    sizes = [len(x) for x in seen[:-1]]  # whole groups of B = 6, never under 8 rows
-    assert all(m % 6 == 0 and m >= 8 for m in sizes) and len(sizes) >= (T - 1) * (1 + (block < 30))
+    sizes = [len(x) for x in seen[:-1]]  # whole groups of B, never under 8 rows
+    assert all(m % B == 0 and m >= 8 for m in sizes) and len(sizes) >= (T - 1) * (1 + (block < N * B))
     assert torch.equal(q_block, q_lock)
 
 
