@@ -32,6 +32,8 @@ features agree with the window products to float rounding.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -174,13 +176,16 @@ class PrefixWindows:
     multiplied as window matrices (:func:`windows`): where few windows are new (long
     prefixes) that is twice as fast on the CPU as ``conv1d``, and as fast elsewhere. Call
     under ``torch.no_grad()``. With ``tables`` (:class:`TokenTables` of the same parameters)
-    the completions' windows are looked up instead of multiplied.
+    the completions' windows are looked up instead of multiplied. ``head``: what the
+    discriminator maps these features to logits with (a packed copy of its head, see
+    :mod:`seqgan.models.packed_head`), or None for its own.
     """
 
     def __init__(self, seqs: torch.Tensor, embedding: torch.nn.Embedding, weight: torch.Tensor,
-                 bias: torch.Tensor, banks: list[Group], tables: TokenTables | None = None):
+                 bias: torch.Tensor, banks: list[Group], tables: TokenTables | None = None,
+                 head: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.embedding, self.weight, self.bias, self.banks = embedding, weight, bias, banks
-        self.tables = tables
+        self.tables, self.head = tables, head
         self.B, self.T = seqs.shape
         e = embedding(seqs)  # (B, T, E)
         self.running = []  # per bank (B, P, n): max(0, max over windows 0..p)

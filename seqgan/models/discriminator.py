@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from seqgan.errors import UserError
 from seqgan.knobs import MAX_LR, knob
 from seqgan.models.disc_windows import PrefixWindows, TokenTables, bank_features, width_groups
+from seqgan.models.packed_head import packed_head
 
 SEQGAN_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 SEQGAN_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
@@ -296,12 +297,15 @@ class Discriminator(nn.Module):
         """Y's (B, T) window maxima that completions of its prefixes share (see
         :meth:`prefix_verdicts`). ``tables``: look the completions' windows up in token
         tables (:class:`~seqgan.models.disc_windows.TokenTables`) built now from D's
-        current weights; None decides by :meth:`tables_pay` for ``completions`` rows."""
+        current weights; None decides by :meth:`tables_pay` for ``completions`` rows.
+        Where tables pay, the head is packed too (:func:`~seqgan.models.packed_head.packed_head`,
+        from the current weights)."""
         with self._evaluating():
             if tables is None:
                 tables = self.tables_pay(completions)
+            head = packed_head(self.highway_t, self.highway_h, self.out) if tables else None
             return PrefixWindows(seqs, self.embedding, self.bank_weight, self.bank_bias,
-                                 self.width_runs, self._token_tables() if tables else None)
+                                 self.width_runs, self._token_tables() if tables else None, head)
 
     def tables_pay(self, completions: int) -> bool:
         """Whether token tables pay for scoring ``completions`` sequences: on the CPU (on
@@ -324,7 +328,7 @@ class Discriminator(nn.Module):
         rounding, to scoring ``tokens`` from scratch, with the filter windows inside Y[:t]
         taken from Y (:class:`~seqgan.models.disc_windows.PrefixWindows`)."""
         with self._evaluating():
-            return self.verdict(self.head(shared.features(tokens, t)), critic)
+            return self.verdict((shared.head or self.head)(shared.features(tokens, t)), critic)
 
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
              keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
