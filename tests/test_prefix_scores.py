@@ -11,6 +11,7 @@ from seqgan.models.disc_windows import BankWindows, TokenTables, windows, width_
 from seqgan.models.discriminator import Discriminator, DiscriminatorConfig
 from seqgan.models.generator import Generator, GeneratorConfig
 from seqgan.training.rewards import DiscriminatorScorer, RewardFn
+from seqgan.training import rollout
 from seqgan.training.rollout import RolloutPolicy
 
 T = 9
@@ -122,11 +123,14 @@ def gen(V=30, seed=0):
     return Generator(GeneratorConfig(vocab_size=V, emb_dim=8, hidden_dim=12, seq_len=T))
 
 
+@pytest.mark.parametrize("score_rows", [1, 1024])
 @pytest.mark.parametrize("B,block", [(6, 6), (6, 12), (6, 30), (9, 18), (9, 45)])
-def test_blocked_rollout_makes_the_lockstep_completions(B, block):
+def test_blocked_rollout_makes_the_lockstep_completions(B, block, score_rows, monkeypatch):
     """Same seed: the blocked path makes token for token the lockstep path's completions
     (so the same rewards for any reward) and leaves the random stream where it does; its
-    first step from each prefix is taken once for the N rollouts (on 12 rows for B = 6)."""
+    first step from each prefix is taken once for the N rollouts (on 12 rows for B = 6);
+    blocks of one prefix length are scored together up to ``CPU_SCORE_ROWS`` rows."""
+    monkeypatch.setattr(rollout, "CPU_SCORE_ROWS", score_rows)
     g = gen()
     policy = RolloutPolicy(g)
     seqs = g.sample(B)
@@ -148,7 +152,11 @@ def test_blocked_rollout_makes_the_lockstep_completions(B, block):
     assert torch.equal(torch.rand(1), after)
     assert torch.equal(torch.cat(seen[:-1]), want)  # the last call scores seqs themselves
     sizes = [len(x) for x in seen[:-1]]  # whole groups of B, never under 8 rows
-    assert all(m % B == 0 and m >= 8 for m in sizes) and len(sizes) >= (T - 1) * (1 + (block < N * B))
+    assert all(m % B == 0 and m >= 8 for m in sizes)
+    if score_rows == 1:  # each block alone
+        assert len(sizes) >= (T - 1) * (1 + (block < N * B))
+    else:  # all N·B completions of a prefix length in one call
+        assert sizes == [N * B] * (T - 1)
     assert torch.equal(q_block, q_lock)
 
 
