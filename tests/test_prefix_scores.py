@@ -69,6 +69,30 @@ def test_token_tables_give_each_window_its_product():
     assert tabs.tables[1].shape == (13 * 2, 6)  # the run of two width-2 banks: 2 + 4 filters
 
 
+def test_token_tables_reuse_a_freed_buffer_never_a_live_one():
+    """Freed tables leave their buffer for the next tables of the same size; tables alive
+    at the same time never share memory; reused memory holds the new weights' tables."""
+    import gc
+    torch.manual_seed(0)
+    d = Discriminator(CFG, 13, T)
+    with torch.no_grad():
+        first = TokenTables(d.embedding.weight, d.bank_weight, d.width_runs)
+        second = TokenTables(d.embedding.weight, d.bank_weight, d.width_runs)
+        ptr = second.tables[0].data_ptr()
+        assert ptr != first.tables[0].data_ptr()
+        del second
+        gc.collect()
+        d.bank_weight.mul_(-3.0)
+        third = TokenTables(d.embedding.weight, d.bank_weight, d.width_runs)
+        assert third.tables[0].data_ptr() == ptr
+        assert third.tables[0].data_ptr() != first.tables[0].data_ptr()
+        s0, s1, k = d.width_runs[-1]
+        e = d.embedding.weight
+        want = torch.einsum("ve,fje->vjf", e, d.bank_weight[s0:s1, :k]).reshape(13 * k, s1 - s0)
+        assert torch.allclose(third.tables[-1], want, atol=1e-5)
+        assert not torch.allclose(first.tables[-1], want, atol=1e-3)
+
+
 def test_token_tables_are_built_where_they_pay(monkeypatch):
     """CPU only, when completions · T · E reach TABLES_PAY_AT · V, and never past the size
     cap; built from D's weights at the time of the call."""
