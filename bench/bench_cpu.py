@@ -8,7 +8,8 @@ Parts (``--part``, comma-separated; the default runs all four):
   layout (every completion stepped together, then scored 32,768 rows at a time with the
   Conv1d D: the batched path before blocking); the blocked path with plain scoring; the
   blocked path with prefix-shared scoring by window products; the same with token tables
-  (the CPU default: each window's response looked up per token and tap). Each: seconds, speed-up
+  and the packed head (the CPU default: each window's response looked up per token and
+  tap, the highway through oneDNN on weights packed once a call). Each: seconds, speed-up
   over the loop, and the time of the floor (its multiply-adds at the measured SGEMM
   rate, the generator's 70 GFLOP included, softmax and sampling not) as a fraction.
 - ``blocks``: the CPU default by rows per block (``CPU_BLOCK_ROWS``).
@@ -157,7 +158,7 @@ def part_rewards(args, out: dict, rate: float) -> None:
          lambda: policy.rewards(seqs, fn, N, prefix_shared=False), reps),
         (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared, window products", "shared",
          lambda: policy.rewards(seqs, fn_products, N), reps),
-        (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared, token tables (CPU default)", "shared",
+        (f"blocked ({CPU_BLOCK_ROWS} rows), prefix-shared, token tables, packed head (CPU default)", "shared",
          lambda: policy.rewards(seqs, fn, N), reps),
     ]
     rows, qs = [], []
