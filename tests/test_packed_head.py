@@ -66,8 +66,9 @@ def test_packed_head_is_a_snapshot_of_the_weights():
     x = torch.rand(5, d.n_features)
     with torch.no_grad():
         before = head(x)
-        d.highway_h.weight.mul_(3.0)
-        d.out.weight.mul_(-1.0)
+        for p in (d.highway_t.weight, d.highway_t.bias, d.highway_h.weight, d.highway_h.bias,
+                  d.out.weight, d.out.bias):
+            p.mul_(-2.0)
         assert torch.equal(head(x), before)
         assert torch.allclose(packed(d)(x), d.head(x), atol=1e-4)
 

@@ -153,10 +153,22 @@ def sample_logits(logits: torch.Tensor, temperature: float = 1.0,
     """
     if temperature != 1.0:
         logits = logits / temperature
-    probs = torch.softmax(logits.float(), dim=-1)  # (B, V)
-    cdf = probs.cumsum(dim=-1)  # (B, V)
-    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
+    cdf = inverse_cdf(logits)  # (B, V)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator)
+    return pick(cdf, u).squeeze(1)
+
+
+def inverse_cdf(logits: torch.Tensor) -> torch.Tensor:
+    """The cumulative probabilities (..., V) of softmax(logits (..., V)) in float32: each
+    the float32 rounding of a serial float64 sum (PyTorch's CPU ``cumsum``)."""
+    return torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+
+
+def pick(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws: for each row of ``cdf`` (..., V) and each of its uniforms u
+    (..., k), the first index whose cumulative probability exceeds u·total, (..., k)
+    (V - 1 at most)."""
+    return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp_max(cdf.shape[-1] - 1)
 
 
 class DelayedCopy:

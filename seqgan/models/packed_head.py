@@ -31,8 +31,8 @@ class PackedHead:
 
     def __init__(self, highway_t: nn.Linear, highway_h: nn.Linear, out: nn.Linear, rows: int):
         pack = torch.ops.mkldnn._reorder_linear_weight
-        self.gate = (pack(highway_t.weight.detach(), rows), highway_t.bias.detach())
-        self.hidden = (pack(highway_h.weight.detach(), rows), highway_h.bias.detach())
+        self.gate = (pack(highway_t.weight.detach(), rows), highway_t.bias.detach().clone())
+        self.hidden = (pack(highway_h.weight.detach(), rows), highway_h.bias.detach().clone())
         self.out = (out.weight.detach().clone(), out.bias.detach().clone())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.models import stacked_optim
-from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig
+from seqgan.models.generator import DelayedCopy, Generator, GeneratorConfig, inverse_cdf, pick
 from seqgan.models.stacked_optim import StackedAdam, clip_grad_norm_per_member
 
 Weights = dict[str, torch.Tensor]
@@ -111,11 +111,10 @@ def sample_stacked(logits: torch.Tensor, temperature: float, generators: Generat
     u·total."""
     if temperature != 1.0:
         logits = logits / temperature
-    probs = torch.softmax(logits.float(), dim=-1)  # (K, B, V)
-    cdf = probs.cumsum(dim=-1)
-    K, B, V = cdf.shape
+    cdf = inverse_cdf(logits)  # (K, B, V)
+    B = cdf.shape[1]
     u = torch.stack([torch.rand(B, 1, device=cdf.device, generator=g) for g in generators])  # (K, B, 1)
-    return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).squeeze(2).clamp_max(V - 1)
+    return pick(cdf, u).squeeze(2)
 
 
 # stacked parameter name -> Generator state-dict key

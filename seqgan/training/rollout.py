@@ -39,7 +39,7 @@ from typing import Callable
 
 import torch
 
-from seqgan.models.generator import DelayedCopy, Generator, sample_logits
+from seqgan.models.generator import DelayedCopy, Generator, inverse_cdf, pick, sample_logits
 
 # score(tokens (M, T), group_size) -> rewards (M,)
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -155,19 +155,6 @@ class RolloutPolicy(DelayedCopy):
                     parts.append(score(out, B) if prefix is None else prefix(out, t))
                     outs = []
         return torch.cat(parts)
-
-
-def inverse_cdf(logits: torch.Tensor) -> torch.Tensor:
-    """The cumulative probabilities (M, V) of softmax(logits (M, V)), as
-    :func:`~seqgan.models.generator.sample_logits` computes them."""
-    return torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-
-
-def pick(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draws: for each row of ``cdf`` (M, V) and each of its uniforms u (M, k),
-    the first index whose cumulative probability exceeds u·total, (M, k); the same
-    tokens as :func:`~seqgan.models.generator.sample_logits` with those uniforms."""
-    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_max(cdf.shape[1] - 1)
 
 
 @torch.no_grad()
