@@ -15,14 +15,15 @@ Members never mix: member k's loss depends only on its own slice, so the gradien
 sum of the K losses is, slice by slice, each member's own gradient. Randomness stays per
 member too: :meth:`StackedGenerator.sample` draws member k's uniforms from
 ``generators[k]``, in the order :meth:`Generator.sample` draws them, so member k samples
-what it would alone from the same stream. Gradient clipping and Adam (:mod:`seqgan.models.stacked_optim`: per-member learning rates and step
-counts) are per member as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dicts back
-(a population's files keep the single model's layout). The discriminator is in
+what it would alone from the same stream. Gradient clipping and Adam
+(:mod:`seqgan.models.stacked_optim`: per-member learning rates and step counts) are per
+member as well. :meth:`StackedGenerator.unstack` gives the members' ordinary state dicts
+back (a population's files keep the single model's layout). The discriminator is in
 :mod:`seqgan.models.stacked_d`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -202,15 +203,6 @@ class StackedGenerator(nn.Module):
         """log G_k(y_t | y_<t), (K, B, T)."""
         return target_log_probs(self.forward(seqs), seqs)
 
-    def mle_loss(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Each member's mean per-token cross entropy on its batch ``seqs`` (K, B, T): (K,)."""
-        return mle_losses(self.forward(seqs), seqs)
-
-    def pg_loss(self, seqs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """REINFORCE losses (K,): -(1/B) Σ_b Σ_t log G_k(y_t | Y[:t-1]) · Q_t of each member's
-        sequences ``seqs`` (K, B, T) and action values ``q`` (K, B, T)."""
-        return pg_losses(self.forward(seqs), seqs, q)
-
     def member_chunks(self, rows: int) -> list[slice]:
         """Runs of members whose logits for ``rows`` rows each (B·T) take at most
         :data:`CHUNK_LOGITS` floats together (at least one member a run): on the CPU a
@@ -302,7 +294,8 @@ def pg_losses(logits: torch.Tensor, seqs: torch.Tensor, q: torch.Tensor) -> torc
     return -(target_log_probs(logits, seqs) * q).sum(dim=(1, 2)) / seqs.shape[1]
 
 
-def backward_by_runs(G: StackedGenerator, seqs: torch.Tensor, losses, *per_member: torch.Tensor) -> torch.Tensor:
+def backward_by_runs(G: StackedGenerator, seqs: torch.Tensor, losses: Callable[..., torch.Tensor],
+                     *per_member: torch.Tensor) -> torch.Tensor:
     """Backpropagate ``losses(logits, seqs, *per_member)`` (K,) summed, of every member's
     sequences ``seqs`` (K, B, T): the LSTM for all members at once, then the output layer
     and the loss forward and backward one run of members at a time
